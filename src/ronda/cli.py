@@ -1,0 +1,147 @@
+"""The `ronda` command line. Thin: each command parses, calls a service, prints."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ronda.config import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    help="Ronda: what is on our networks, is every device compliant, can we prove it.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+admin_app = typer.Typer(help="Administer users and tenants from the server's machine.", no_args_is_help=True)
+audit_app = typer.Typer(help="Inspect the append-only audit log.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+app.add_typer(audit_app, name="audit")
+console = Console()
+errors = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        errors.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (Alembic) to RONDA_DATABASE_URL, or the SQLite file under RONDA_DATA_DIR."""
+    from ronda.core.migrate import upgrade
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    console.print(f"database is up to date: {_redact(settings.resolved_database_url)}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes (share state through Redis and the database)",
+                                         min=1, max=64)] = 1,
+) -> None:
+    """Migrate the database, then serve the API (docs at /docs)."""
+    import uvicorn
+
+    from ronda.core.migrate import upgrade
+    from ronda.users.admin import count_users
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.ensure_secret_key()
+    if workers > 1 and settings.is_sqlite and not settings.redis_url:
+        errors.print("[yellow]note:[/] several workers without RONDA_REDIS_URL keep separate rate-limit budgets")
+    upgrade(settings.resolved_database_url)
+    if asyncio.run(count_users(settings)) == 0:
+        console.print(
+            "[bold]No users yet.[/] Create the first admin with:\n"
+            "  ronda admin create --username admin --email admin@example.com --tenant \"My Company\" "
+            "--role super_admin"
+        )
+    console.print(f"Ronda serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "ronda.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
+        log_level=settings.log_level.lower(), access_log=False, server_header=False,
+        proxy_headers=True, forwarded_allow_ips="127.0.0.1",
+    )
+
+
+@admin_app.command("create")
+def admin_create(
+    username: Annotated[str, typer.Option(help="Login name")],
+    email: Annotated[str, typer.Option(help="Email address")],
+    password: Annotated[str | None, typer.Option(help="Password (else RONDA_ADMIN_PASSWORD, else a prompt)")] = None,
+    tenant: Annotated[str, typer.Option(help="Tenant name; created if new")] = "Default",
+    role: Annotated[str, typer.Option(help="super_admin, admin, analyst, operator, user or viewer")] = "super_admin",
+    full_name: Annotated[str, typer.Option(help="Display name")] = "",
+) -> None:
+    """Create a tenant (if new) and a user in it. There is never a default password."""
+    from ronda.core.migrate import upgrade
+    from ronda.users.admin import AdminError, create_admin
+
+    settings = _settings()
+    secret = password or settings.admin_password or os.environ.get("RONDA_ADMIN_PASSWORD")
+    if not secret:
+        if not sys.stdin.isatty():
+            errors.print("[red]error:[/] no password: pass --password, set RONDA_ADMIN_PASSWORD, or run on a terminal")
+            raise typer.Exit(2)
+        secret = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    try:
+        user_id, tenant_id, created = asyncio.run(
+            create_admin(settings, username=username, email=email, password=secret, tenant=tenant, role=role,
+                         full_name=full_name)
+        )
+    except AdminError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    what = "new tenant" if created else "existing tenant"
+    console.print(f"created {role} [bold]{username}[/] ({user_id}) in {what} {tenant!r} ({tenant_id})")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    tenant_id: Annotated[str | None, typer.Option(help="Check one tenant's chain only")] = None,
+) -> None:
+    """Recompute every audit chain's hashes; name the first tampered, missing or reordered record."""
+    from ronda.audit.admin import verify_all
+
+    settings = _settings()
+    reports = asyncio.run(verify_all(settings, tenant_id))
+    broken = 0
+    for report in reports:
+        if report.valid:
+            console.print(f"[green]ok[/]      {report.chain}: {report.checked} records")
+        else:
+            broken += 1
+            first = report.first_broken or {}
+            console.print(
+                f"[red]BROKEN[/]  {report.chain}: first bad record seq {first.get('seq')} id {first.get('id')}: "
+                f"{first.get('reason')} ({report.checked} records verified before it)"
+            )
+    if not reports:
+        console.print("no audit records yet")
+    raise typer.Exit(1 if broken else 0)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,131 @@
+"""Settings: one object, read from RONDA_* variables (and .env), passed in explicitly."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SCAN_NETWORKS = (
+    "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,127.0.0.0/8,169.254.0.0/16,100.64.0.0/10,"
+    "::1/128,fc00::/7,fe80::/10"
+)
+
+
+class SettingsError(Exception):
+    """A bad configuration value; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RONDA_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    data_dir: Path = Field(Path("./var"), description="Where the SQLite file, secret key and reports live.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite under data_dir.")
+    redis_url: str = Field("", description="Redis URL for shared rate limits and events (scaled mode).")
+    secret_key: str = Field("", description="JWT signing key; generated into data_dir when empty.")
+    access_token_ttl: int = Field(86400, ge=60, le=30 * 86400)
+    refresh_token_ttl: int = Field(30 * 86400, ge=300, le=365 * 86400)
+    api_key_prefix: str = Field("rk", pattern=r"^[a-z][a-z0-9]{1,15}$")
+    rate_limits: Literal["on", "off"] = "on"
+    scan_allowed_networks: str = DEFAULT_SCAN_NETWORKS
+    cors_origins: str = ""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=512 * 1_048_576)
+    # Argon2id, OWASP's second recommended setting: 19 MiB, 2 passes, 1 lane.
+    argon2_memory_kib: int = Field(19456, ge=8192, le=1_048_576)
+    argon2_time_cost: int = Field(2, ge=1, le=10)
+    argon2_parallelism: int = Field(1, ge=1, le=8)
+    max_concurrent_hashes: int = Field(0, ge=0, le=64, description="0 means one per CPU.")
+    login_attempts_per_minute: int = Field(10, ge=1, le=10_000)
+    admin_password: str = Field("", description="Used by `ronda admin create` when --password is absent.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _onoff(cls, value: object) -> object:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            return {"true": "on", "1": "on", "false": "off", "0": "off"}.get(lowered, lowered)
+        return value
+
+    @field_validator("scan_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://", "postgresql://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        if value.startswith("postgresql://"):
+            return "postgresql+asyncpg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    # Derived values -------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'ronda.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def rate_limits_enabled(self) -> bool:
+        return self.rate_limits == "on"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def hash_concurrency(self) -> int:
+        return self.max_concurrent_hashes or (os.cpu_count() or 1)
+
+    def ensure_secret_key(self) -> str:
+        """Return the signing key, creating data_dir/secret_key (mode 0600) on first run."""
+        if self.secret_key:
+            return self.secret_key
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        os.chmod(path, 0o600)
+        self.secret_key = path.read_text().strip()
+        if len(self.secret_key) < 32:
+            raise SettingsError(f"RONDA_SECRET_KEY: {path} holds fewer than 32 characters")
+        return self.secret_key
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; a bad value becomes one line naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "RONDA_" + str(first["loc"][0]).upper() if first["loc"] else "RONDA_?"
+        raise SettingsError(f"{name}: {first['msg']}") from None

@@ -1,0 +1,116 @@
+"""AppError and the handlers that turn every failure into the contract's JSON error body."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from ronda.core.responses import json_response
+
+log = logging.getLogger("ronda.errors")
+
+CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    423: "LOCKED",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+class AppError(Exception):
+    """A failure the client should see. `persist=True` keeps the request's writes (security events)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+        persist: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code or CODES.get(status, "ERROR")
+        self.details = details
+        self.headers = headers or {}
+        self.persist = persist
+
+
+def not_found(what: str) -> AppError:
+    return AppError(404, f"{what} not found")
+
+
+def error_body(status: int, message: str, code: str | None = None, details: Any = None) -> dict[str, Any]:
+    return {
+        "detail": message,
+        "error": {"code": code or CODES.get(status, "ERROR"), "message": message, "details": details},
+    }
+
+
+def error_response(
+    status: int, message: str, code: str | None = None, details: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    return json_response(error_body(status, message, code, details), status_code=status, headers=headers)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        where = loc[0] if loc else "body"
+        field = ".".join(loc[1:]) if len(loc) > 1 else where
+        message = str(err.get("msg", "invalid"))
+        if err.get("type") == "json_invalid":
+            field, message = "body", "Malformed JSON"
+        out.append({"field": field, "location": where, "reason": message, "type": str(err.get("type", ""))})
+    return out
+
+
+async def _app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return error_response(exc.status, exc.message, exc.code, exc.details, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    messages = {404: "Not found", 405: "Method not allowed"}
+    message = exc.detail if isinstance(exc.detail, str) and exc.status_code not in messages else None
+    message = message or messages.get(exc.status_code, "Request failed")
+    return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    details = _field_errors(exc)
+    first = details[0] if details else {"field": "body", "reason": "invalid"}
+    message = f"Invalid request: {first['field']}: {first['reason']}"
+    return error_response(400, message, "BAD_REQUEST", details)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return error_response(500, "Internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,27 @@
+"""Base classes for request and response models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+
+from ronda.core.timeutil import iso
+
+# Every timestamp leaves as ISO 8601 UTC with a Z.
+UtcDatetime = Annotated[datetime, PlainSerializer(lambda v: iso(v), return_type=str)]
+
+
+class InputModel(BaseModel):
+    """Request bodies: unknown fields are an error, strings are trimmed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class OutputModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Message(OutputModel):
+    detail: str

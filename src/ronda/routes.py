@@ -1,0 +1,17 @@
+"""Every domain router, in the order they appear in the OpenAPI document."""
+
+from __future__ import annotations
+
+import importlib
+
+from fastapi import APIRouter
+
+DOMAINS = ("health", "auth")
+
+
+def api_routers() -> list[APIRouter]:
+    routers = []
+    for name in DOMAINS:
+        module = importlib.import_module(f"ronda.{name}.router")
+        routers.append(module.router)
+    return routers
