@@ -6,7 +6,7 @@ import importlib
 
 from fastapi import APIRouter
 
-DOMAINS = ("health", "auth")
+DOMAINS = ("health", "auth", "users", "tenants", "api_keys", "rbac", "audit")
 
 
 def api_routers() -> list[APIRouter]:

@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from ronda.core.uow import domain_router
+
+router = domain_router(prefix="/tenants", tags=["tenants"])
