@@ -145,3 +145,7 @@ def _redact(url: str) -> str:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

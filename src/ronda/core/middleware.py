@@ -103,6 +103,14 @@ class RequestContextMiddleware:
                 await self._too_large(send_wrapper)
                 return
             await self.app(scope, self._limited(receive), send_wrapper)
+        except Exception:
+            # Caught here, inside the request's context, so the 500 carries our headers and the
+            # log line its request id; the body never says what went wrong.
+            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            if status_holder[0]:
+                raise
+            response = ORJSONResponse(error_body(500, "Internal server error", "INTERNAL_ERROR"), status_code=500)
+            await response({"type": "http"}, _empty_receive, send_wrapper)
         finally:
             log.info(
                 "%s %s %s %.1fms", scope["method"], scope["path"], status_holder[0],

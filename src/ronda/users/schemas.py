@@ -53,3 +53,4 @@ class MeUpdate(InputModel):
     email: EmailStr | None = None
     password: str | None = Field(None, max_length=256, description="New password")
     current_password: str | None = Field(None, max_length=256)
+
