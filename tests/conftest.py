@@ -108,8 +108,9 @@ class LiveServer:
 
 async def start_server(settings: Settings) -> LiveServer:
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="on",
-                            access_log=False)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="on", access_log=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(200):
@@ -167,8 +168,19 @@ def process_server(migrated: str, data_dir: Path) -> Iterator[Any]:
             **env_overrides,
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "ronda.app:app_from_environment",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "ronda.app:app_from_environment",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
             env=env,
         )
         procs.append(proc)
@@ -226,8 +238,9 @@ class Factory:
             await session.flush()
             return tenant.id
 
-    async def user(self, role: str = "admin", tenant_id: str | None = None, login: bool = True,
-                   **fields: Any) -> Account:
+    async def user(
+        self, role: str = "admin", tenant_id: str | None = None, login: bool = True, **fields: Any
+    ) -> Account:
         from ronda.core.db import transaction
         from ronda.users.models import User
 
@@ -235,8 +248,15 @@ class Factory:
         name = f"{role}-{secrets.token_hex(4)}"
         password_hash = await self.runtime.passwords.hash(PASSWORD)
         async with transaction(self.runtime.sessions) as session:
-            user = User(tenant_id=tenant_id, username=name, email=f"{name}@example.com", full_name=name.title(),
-                        password_hash=password_hash, role=role, **fields)
+            user = User(
+                tenant_id=tenant_id,
+                username=name,
+                email=f"{name}@example.com",
+                full_name=name.title(),
+                password_hash=password_hash,
+                role=role,
+                **fields,
+            )
             session.add(user)
             await session.flush()
             account = Account(user.id, name, user.email, PASSWORD, role, tenant_id)
@@ -245,14 +265,18 @@ class Factory:
         return account
 
     async def login(self, account: Account) -> str:
-        response = await self.http.post("/api/v1/auth/login",
-                                        json={"username": account.username, "password": account.password})
+        response = await self.http.post(
+            "/api/v1/auth/login", json={"username": account.username, "password": account.password}
+        )
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
 
     async def api_key(self, account: Account, permissions: list[str], kind: str = "standard") -> str:
-        response = await self.http.post("/api/v1/api-keys", headers=account.headers,
-                                        json={"name": "test key", "permissions": permissions, "kind": kind})
+        response = await self.http.post(
+            "/api/v1/api-keys",
+            headers=account.headers,
+            json={"name": "test key", "permissions": permissions, "kind": kind},
+        )
         assert response.status_code == 201, response.text
         return str(response.json()["key"])
 

@@ -36,7 +36,9 @@ def build_runtime(settings: Settings) -> Runtime:
         engine=engine,
         sessions=create_session_factory(engine),
         passwords=Passwords(
-            settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism,
+            settings.argon2_memory_kib,
+            settings.argon2_time_cost,
+            settings.argon2_parallelism,
             settings.hash_concurrency,
         ),
         tokens=Tokens(settings.ensure_secret_key(), settings.access_token_ttl, settings.refresh_token_ttl),
@@ -80,10 +82,17 @@ def create_app(settings: Settings) -> FastAPI:
 
     if settings.cors_origin_list:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origin_list, allow_methods=["*"],
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["*"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
-                            "Retry-After"],
+            expose_headers=[
+                "X-Request-ID",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "Retry-After",
+            ],
         )
     app.add_middleware(RequestContextMiddleware, max_body=settings.max_body_bytes, limiter=runtime.limiter)
     return app

@@ -48,8 +48,9 @@ def migrate() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on", min=1, max=65535)] = 8000,
-    workers: Annotated[int, typer.Option(help="Server processes (share state through Redis and the database)",
-                                         min=1, max=64)] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Server processes (share state through Redis and the database)", min=1, max=64)
+    ] = 1,
 ) -> None:
     """Migrate the database, then serve the API (docs at /docs)."""
     import uvicorn
@@ -66,14 +67,21 @@ def serve(
     if asyncio.run(count_users(settings)) == 0:
         console.print(
             "[bold]No users yet.[/] Create the first admin with:\n"
-            "  ronda admin create --username admin --email admin@example.com --tenant \"My Company\" "
+            '  ronda admin create --username admin --email admin@example.com --tenant "My Company" '
             "--role super_admin"
         )
     console.print(f"Ronda serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(
-        "ronda.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
-        log_level=settings.log_level.lower(), access_log=False, server_header=False,
-        proxy_headers=True, forwarded_allow_ips="127.0.0.1",
+        "ronda.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        server_header=False,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
     )
 
 
@@ -101,8 +109,9 @@ def admin_create(
     upgrade(settings.resolved_database_url)
     try:
         user_id, tenant_id, created = asyncio.run(
-            create_admin(settings, username=username, email=email, password=secret, tenant=tenant, role=role,
-                         full_name=full_name)
+            create_admin(
+                settings, username=username, email=email, password=secret, tenant=tenant, role=role, full_name=full_name
+            )
         )
     except AdminError as exc:
         errors.print(f"[red]error:[/] {exc}")

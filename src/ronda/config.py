@@ -12,8 +12,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SCAN_NETWORKS = (
-    "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,127.0.0.0/8,169.254.0.0/16,100.64.0.0/10,"
-    "::1/128,fc00::/7,fe80::/10"
+    "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,127.0.0.0/8,169.254.0.0/16,100.64.0.0/10,::1/128,fc00::/7,fe80::/10"
 )
 
 
@@ -22,9 +21,7 @@ class SettingsError(Exception):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="RONDA_", env_file=".env", extra="ignore", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="RONDA_", env_file=".env", extra="ignore", validate_default=True)
 
     data_dir: Path = Field(Path("./var"), description="Where the SQLite file, secret key and reports live.")
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite under data_dir.")

@@ -24,9 +24,11 @@ async def test_five_failures_lock_the_account_even_for_the_right_password(
     assert int(right.headers["Retry-After"]) >= 1
 
     async with transaction(factory.runtime.sessions, write=False) as session:
-        events = (await session.scalars(
-            select(AuditLog.event_type).where(AuditLog.tenant_id == user.tenant_id).order_by(AuditLog.seq)
-        )).all()
+        events = (
+            await session.scalars(
+                select(AuditLog.event_type).where(AuditLog.tenant_id == user.tenant_id).order_by(AuditLog.seq)
+            )
+        ).all()
     assert events.count("auth.login.failed") == 6
     assert events.count("auth.account.locked") == 1
 
@@ -44,7 +46,9 @@ async def test_success_resets_the_failure_count(client: httpx.AsyncClient, facto
     user = await factory.user("viewer", login=False)
     for _ in range(3):
         await client.post("/api/v1/auth/login", json={"username": user.username, "password": "not-the-password"})
-    assert (await client.post("/api/v1/auth/login", json={"username": user.username, "password": PASSWORD})).status_code == 200
+    assert (
+        await client.post("/api/v1/auth/login", json={"username": user.username, "password": PASSWORD})
+    ).status_code == 200
     for _ in range(4):
         response = await client.post("/api/v1/auth/login", json={"username": user.username, "password": "not-it-again"})
         assert response.status_code == 401

@@ -35,22 +35,27 @@ async def test_totp_login_flow_with_recovery_codes(client: httpx.AsyncClient, fa
 
     no_code = await client.post("/api/v1/auth/login", json={"username": user.username, "password": PASSWORD})
     assert_error(no_code, 401, "MFA_REQUIRED")
-    wrong = await client.post("/api/v1/auth/login",
-                              json={"username": user.username, "password": PASSWORD, "totp_code": "000000"})
+    wrong = await client.post(
+        "/api/v1/auth/login", json={"username": user.username, "password": PASSWORD, "totp_code": "000000"}
+    )
     assert_error(wrong, 401, "UNAUTHORIZED")
     # A code from the next step (the confirm used the current one: replays are refused).
-    ok = await client.post("/api/v1/auth/login",
-                           json={"username": user.username, "password": PASSWORD, "totp_code": _code(secret, 30)})
+    ok = await client.post(
+        "/api/v1/auth/login", json={"username": user.username, "password": PASSWORD, "totp_code": _code(secret, 30)}
+    )
     assert ok.status_code == 200, ok.text
-    replay = await client.post("/api/v1/auth/login",
-                               json={"username": user.username, "password": PASSWORD, "totp_code": _code(secret, 30)})
+    replay = await client.post(
+        "/api/v1/auth/login", json={"username": user.username, "password": PASSWORD, "totp_code": _code(secret, 30)}
+    )
     assert_error(replay, 401)
 
-    recovery = await client.post("/api/v1/auth/login",
-                                 json={"username": user.username, "password": PASSWORD, "totp_code": codes[0]})
+    recovery = await client.post(
+        "/api/v1/auth/login", json={"username": user.username, "password": PASSWORD, "totp_code": codes[0]}
+    )
     assert recovery.status_code == 200
-    again = await client.post("/api/v1/auth/login",
-                              json={"username": user.username, "password": PASSWORD, "totp_code": codes[0]})
+    again = await client.post(
+        "/api/v1/auth/login", json={"username": user.username, "password": PASSWORD, "totp_code": codes[0]}
+    )
     assert_error(again, 401)
 
     headers = {"Authorization": f"Bearer {recovery.json()['access_token']}"}
@@ -81,30 +86,44 @@ async def test_tenant_mfa_required_forces_enrolment(client: httpx.AsyncClient, f
     assert confirm.status_code == 200
     full = confirm.json()["tokens"]
     assert full is not None and full["mfa_setup_required"] is False
-    assert (await client.get("/api/v1/users", headers={"Authorization": f"Bearer {full['access_token']}"})).status_code == 200
+    assert (
+        await client.get("/api/v1/users", headers={"Authorization": f"Bearer {full['access_token']}"})
+    ).status_code == 200
     # The enrolment-only token is spent.
     assert_error(await client.get("/api/v1/auth/me", headers=limited), 401)
     # The tenant requires 2FA, so it cannot be turned off.
     full_headers = {"Authorization": f"Bearer {full['access_token']}"}
-    refused = await client.request("DELETE", "/api/v1/auth/2fa", headers=full_headers,
-                                   json={"totp_code": _code(secret, 30)})
+    refused = await client.request(
+        "DELETE", "/api/v1/auth/2fa", headers=full_headers, json={"totp_code": _code(secret, 30)}
+    )
     assert_error(refused, 403)
 
 
 async def test_change_password_ends_other_sessions(client: httpx.AsyncClient, factory: Factory) -> None:
     user = await factory.user("viewer")
     other = await factory.login(user)
-    short = await client.post("/api/v1/auth/change-password", headers=user.headers,
-                              json={"current_password": PASSWORD, "new_password": "short"})
+    short = await client.post(
+        "/api/v1/auth/change-password",
+        headers=user.headers,
+        json={"current_password": PASSWORD, "new_password": "short"},
+    )
     body = assert_error(short, 400, "BAD_REQUEST")
     assert "12 characters" in body["detail"]
-    wrong = await client.post("/api/v1/auth/change-password", headers=user.headers,
-                              json={"current_password": "not my password", "new_password": "a brand new passphrase"})
+    wrong = await client.post(
+        "/api/v1/auth/change-password",
+        headers=user.headers,
+        json={"current_password": "not my password", "new_password": "a brand new passphrase"},
+    )
     assert_error(wrong, 400)
-    done = await client.post("/api/v1/auth/change-password", headers=user.headers,
-                             json={"current_password": PASSWORD, "new_password": "a brand new passphrase"})
+    done = await client.post(
+        "/api/v1/auth/change-password",
+        headers=user.headers,
+        json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+    )
     assert done.status_code == 200
     assert (await client.get("/api/v1/auth/me", headers=user.headers)).status_code == 200
     assert_error(await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {other}"}), 401)
-    login = await client.post("/api/v1/auth/login", json={"username": user.username, "password": "a brand new passphrase"})
+    login = await client.post(
+        "/api/v1/auth/login", json={"username": user.username, "password": "a brand new passphrase"}
+    )
     assert login.status_code == 200

@@ -26,7 +26,9 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def test_refresh_by_body_rotates_and_reuse_revokes_the_session(client: httpx.AsyncClient, factory: Factory) -> None:
+async def test_refresh_by_body_rotates_and_reuse_revokes_the_session(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
     user = await factory.user("analyst", login=False)
     first = await _login(client, user.username)
     second = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
@@ -42,9 +44,7 @@ async def test_refresh_by_body_rotates_and_reuse_revokes_the_session(client: htt
     assert_error(await client.post("/api/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]}), 401)
 
     async with transaction(factory.runtime.sessions, write=False) as session:
-        events = (await session.scalars(
-            select(AuditLog.event_type).where(AuditLog.tenant_id == user.tenant_id)
-        )).all()
+        events = (await session.scalars(select(AuditLog.event_type).where(AuditLog.tenant_id == user.tenant_id))).all()
     assert "auth.token.reuse_detected" in events
 
 
@@ -74,8 +74,19 @@ async def test_logout_revokes_at_once(client: httpx.AsyncClient, factory: Factor
 
 def _claims(user_id: str, tenant_id: str, session_id: str = "sess_x", **extra: object) -> dict[str, object]:
     now = int(time.time())
-    return {"sub": user_id, "tid": tenant_id, "sid": session_id, "jti": "j" * 32, "typ": "access",
-            "scp": "full", "iss": "ronda", "aud": "ronda-api", "iat": now, "exp": now + 600, **extra}
+    return {
+        "sub": user_id,
+        "tid": tenant_id,
+        "sid": session_id,
+        "jti": "j" * 32,
+        "typ": "access",
+        "scp": "full",
+        "iss": "ronda",
+        "aud": "ronda-api",
+        "iat": now,
+        "exp": now + 600,
+        **extra,
+    }
 
 
 async def test_bad_tokens_are_refused_cleanly(client: httpx.AsyncClient, factory: Factory) -> None:

@@ -39,7 +39,8 @@ def test_secret_key_generated_once_with_mode_0600(tmp_path: Path) -> None:
 
 def test_cli_refuses_to_start_on_a_bad_value(tmp_path: Path) -> None:
     env = {**os.environ, "RONDA_DATA_DIR": str(tmp_path), "RONDA_LOG_FORMAT": "xml"}
-    result = subprocess.run([sys.executable, "-m", "ronda.cli", "migrate"], env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "ronda.cli", "migrate"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "RONDA_LOG_FORMAT" in result.stderr

@@ -46,6 +46,7 @@ async def test_oversized_bodies_get_413(client: httpx.AsyncClient) -> None:
 async def test_unexpected_exception_is_a_bare_500(migrated: str, data_dir: Path) -> None:
     server: LiveServer = await start_server(make_settings(migrated, data_dir))
     try:
+
         @server.app.get("/boom")
         async def boom() -> None:
             raise RuntimeError("secret internals: SELECT * FROM users")

@@ -63,16 +63,17 @@ def _clean(metadata: dict[str, Any] | None) -> dict[str, Any]:
 
 
 async def _lock_head(session: AsyncSession, chain: str) -> AuditHead:
-    table = AuditHead.__table__
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     await session.execute(
-        insert(table).values(chain=chain, seq=0, hash=GENESIS).on_conflict_do_nothing(index_elements=["chain"])
+        insert(AuditHead).values(chain=chain, seq=0, hash=GENESIS).on_conflict_do_nothing(index_elements=["chain"])
     )
     head = (
         await session.execute(
-            select(AuditHead).where(AuditHead.chain == chain).with_for_update().execution_options(
-                populate_existing=True
-            )
+            select(AuditHead)
+            .where(AuditHead.chain == chain)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
     ).scalar_one()
     return head
@@ -135,8 +136,10 @@ async def verify_chain(session: AsyncSession, chain: str, batch: int = 1000) -> 
     while True:
         rows = (
             await session.scalars(
-                select(AuditLog).where(AuditLog.chain == chain, AuditLog.seq > last_seq)
-                .order_by(AuditLog.seq).limit(batch)
+                select(AuditLog)
+                .where(AuditLog.chain == chain, AuditLog.seq > last_seq)
+                .order_by(AuditLog.seq)
+                .limit(batch)
             )
         ).all()
         for entry in rows:
@@ -156,8 +159,12 @@ async def verify_chain(session: AsyncSession, chain: str, batch: int = 1000) -> 
             break
     head = await session.get(AuditHead, chain)
     if head is not None and (head.seq != expected_seq - 1 or head.hash != prev_hash):
-        broken = {"id": None, "seq": head.seq, "event_type": None,
-                  "reason": f"chain truncated: head says {head.seq} records, found {expected_seq - 1}"}
+        broken = {
+            "id": None,
+            "seq": head.seq,
+            "event_type": None,
+            "reason": f"chain truncated: head says {head.seq} records, found {expected_seq - 1}",
+        }
         return ChainReport(chain, False, checked, broken)
     return ChainReport(chain, True, checked, None)
 

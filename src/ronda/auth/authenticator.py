@@ -45,9 +45,7 @@ def rate_tier(role: str, key_kind: str | None = None) -> str:
 
 
 class Authenticator:
-    def __init__(
-        self, tokens: Tokens, limiter: RateLimiter, sessions: async_sessionmaker[AsyncSession]
-    ) -> None:
+    def __init__(self, tokens: Tokens, limiter: RateLimiter, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.tokens = tokens
         self.limiter = limiter
         self.sessions = sessions
@@ -66,8 +64,7 @@ class Authenticator:
             await self._charge_anonymous(request)
             raise AppError(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
         if principal.mfa_setup_only and not _mfa_setup_path(request.url.path):
-            raise AppError(403, "Two-factor enrolment is required before using the API",
-                           code="MFA_SETUP_REQUIRED")
+            raise AppError(403, "Two-factor enrolment is required before using the API", code="MFA_SETUP_REQUIRED")
         await self._charge(request, principal)
         return principal
 
@@ -77,8 +74,9 @@ class Authenticator:
             return None
         row = (
             await session.execute(
-                select(User, AuthSession.revoked_at, AuthSession.scope, Tenant.plan, Tenant.daily_quota,
-                       Tenant.is_active)
+                select(
+                    User, AuthSession.revoked_at, AuthSession.scope, Tenant.plan, Tenant.daily_quota, Tenant.is_active
+                )
                 .join(AuthSession, AuthSession.user_id == User.id)
                 .join(Tenant, Tenant.id == User.tenant_id)
                 .where(User.id == claims.subject, AuthSession.id == claims.session_id)
@@ -92,10 +90,19 @@ class Authenticator:
         if user.tenant_id != claims.tenant_id or scope != claims.scope:
             return None
         return Principal(
-            kind="user", user_id=user.id, tenant_id=user.tenant_id, role=user.role,
-            permissions=role_permissions(user.role), email=user.email, username=user.username,
-            session_id=claims.session_id, token_id=claims.token_id, rate_key="user:" + user.id,
-            rate_tier=rate_tier(user.role), plan=plan, daily_quota=quota,
+            kind="user",
+            user_id=user.id,
+            tenant_id=user.tenant_id,
+            role=user.role,
+            permissions=role_permissions(user.role),
+            email=user.email,
+            username=user.username,
+            session_id=claims.session_id,
+            token_id=claims.token_id,
+            rate_key="user:" + user.id,
+            rate_tier=rate_tier(user.role),
+            plan=plan,
+            daily_quota=quota,
             mfa_setup_only=claims.scope == "mfa_setup",
         )
 
@@ -124,11 +131,18 @@ class Authenticator:
         if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_EVERY:
             await self._touch(api_key.id)
         return Principal(
-            kind="api_key", user_id=user.id, tenant_id=api_key.tenant_id, role=user.role,
+            kind="api_key",
+            user_id=user.id,
+            tenant_id=api_key.tenant_id,
+            role=user.role,
             permissions=role_permissions(user.role) & frozenset(api_key.permissions),
-            email=user.email, username=user.username, api_key_id=api_key.id,
-            rate_key="key:" + api_key.id, rate_tier=rate_tier(user.role, api_key.kind),
-            plan=plan, daily_quota=quota,
+            email=user.email,
+            username=user.username,
+            api_key_id=api_key.id,
+            rate_key="key:" + api_key.id,
+            rate_tier=rate_tier(user.role, api_key.kind),
+            plan=plan,
+            daily_quota=quota,
         )
 
     async def _touch(self, key_id: str) -> None:
@@ -149,15 +163,18 @@ class Authenticator:
 
     async def _charge_anonymous(self, request: Request) -> None:
         """Unauthenticated and failed attempts draw on the client address's budget."""
-        per_minute, burst = TIERS["standard"]
+        _, burst = TIERS["standard"]
         decision = await self.limiter.hit("ip:" + client_ip(request.scope), ANONYMOUS_PER_MINUTE, burst)
         self._apply(request, decision)
 
     def _apply(self, request: Request, decision: Decision) -> None:
         request.state.rate_decision = decision
         if not decision.allowed:
-            raise AppError(429, f"Rate limit exceeded ({decision.reason}); retry in {decision.retry_after}s",
-                           headers=decision.headers())
+            raise AppError(
+                429,
+                f"Rate limit exceeded ({decision.reason}); retry in {decision.retry_after}s",
+                headers=decision.headers(),
+            )
 
 
 def _mfa_setup_path(path: str) -> bool:

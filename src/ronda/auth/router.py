@@ -48,19 +48,33 @@ async def limit_login_attempts(request: Request, runtime: RuntimeDep) -> None:
 LoginLimit = Depends(limit_login_attempts)
 
 
-@router.post("/login", summary="Log in with username or email and password", response_model=TokenResponse,
-             operation_id="auth_login", responses=ERRORS, dependencies=[LoginLimit])
-async def login(body: LoginRequest, session: SessionDep, runtime: RuntimeDep, actor: AnonymousActorDep) -> TokenResponse:
+@router.post(
+    "/login",
+    summary="Log in with username or email and password",
+    response_model=TokenResponse,
+    operation_id="auth_login",
+    responses=ERRORS,
+    dependencies=[LoginLimit],
+)
+async def login(
+    body: LoginRequest, session: SessionDep, runtime: RuntimeDep, actor: AnonymousActorDep
+) -> TokenResponse:
     return await service.login(session, runtime, body, actor)
 
 
 @router.post(
     "/refresh",
     summary="Exchange a refresh token (body) or the current access token (Bearer) for new tokens",
-    response_model=TokenResponse, operation_id="auth_refresh", responses=ERRORS, dependencies=[LoginLimit],
+    response_model=TokenResponse,
+    operation_id="auth_refresh",
+    responses=ERRORS,
+    dependencies=[LoginLimit],
 )
 async def refresh(
-    request: Request, session: SessionDep, runtime: RuntimeDep, actor: AnonymousActorDep,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    actor: AnonymousActorDep,
     body: Annotated[RefreshRequest | None, Body()] = None,
 ) -> TokenResponse:
     if body is not None:
@@ -69,41 +83,67 @@ async def refresh(
     return await service.refresh_with_access(session, runtime, principal, await principal_actor(request, principal))
 
 
-@router.post("/logout", summary="Revoke the presented access token and its whole session at once",
-             response_model=LogoutResponse, operation_id="auth_logout")
+@router.post(
+    "/logout",
+    summary="Revoke the presented access token and its whole session at once",
+    response_model=LogoutResponse,
+    operation_id="auth_logout",
+)
 async def logout(principal: AuthenticatedDep, session: SessionDep, actor: ActorDep) -> LogoutResponse:
     return LogoutResponse(session_id=await service.logout(session, principal, actor))
 
 
-@router.get("/me", summary="The caller: user, role, tenant and effective permissions", response_model=MeRead,
-            operation_id="auth_me")
+@router.get(
+    "/me",
+    summary="The caller: user, role, tenant and effective permissions",
+    response_model=MeRead,
+    operation_id="auth_me",
+)
 async def me(principal: AuthenticatedDep, session: SessionDep) -> MeRead:
     return await me_view(session, principal)
 
 
-@router.post("/change-password", summary="Change your password (ends your other sessions)",
-             response_model=Message, operation_id="auth_change_password")
-async def change_password(body: ChangePassword, principal: AuthenticatedDep, session: SessionDep,
-                          runtime: RuntimeDep, actor: ActorDep) -> Message:
+@router.post(
+    "/change-password",
+    summary="Change your password (ends your other sessions)",
+    response_model=Message,
+    operation_id="auth_change_password",
+)
+async def change_password(
+    body: ChangePassword, principal: AuthenticatedDep, session: SessionDep, runtime: RuntimeDep, actor: ActorDep
+) -> Message:
     await service.change_password(session, runtime, principal, body.current_password, body.new_password, actor)
     return Message(detail="Password changed")
 
 
-@router.post("/2fa/setup", summary="Start TOTP enrolment: returns the secret and an otpauth:// URI",
-             response_model=TwoFactorSetup, operation_id="auth_2fa_setup")
+@router.post(
+    "/2fa/setup",
+    summary="Start TOTP enrolment: returns the secret and an otpauth:// URI",
+    response_model=TwoFactorSetup,
+    operation_id="auth_2fa_setup",
+)
 async def setup_2fa(principal: AuthenticatedDep, session: SessionDep, actor: ActorDep) -> TwoFactorSetup:
     return await service.start_2fa(session, principal, actor)
 
 
-@router.post("/2fa/confirm", summary="Confirm enrolment with a code; returns ten single-use recovery codes",
-             response_model=TwoFactorEnabled, operation_id="auth_2fa_confirm")
-async def confirm_2fa(body: TotpCode, principal: AuthenticatedDep, session: SessionDep, runtime: RuntimeDep,
-                      actor: ActorDep) -> TwoFactorEnabled:
+@router.post(
+    "/2fa/confirm",
+    summary="Confirm enrolment with a code; returns ten single-use recovery codes",
+    response_model=TwoFactorEnabled,
+    operation_id="auth_2fa_confirm",
+)
+async def confirm_2fa(
+    body: TotpCode, principal: AuthenticatedDep, session: SessionDep, runtime: RuntimeDep, actor: ActorDep
+) -> TwoFactorEnabled:
     return await service.confirm_2fa(session, runtime, principal, body.totp_code, actor)
 
 
-@router.delete("/2fa", summary="Turn two-factor authentication off (needs a current code)",
-               response_model=Message, operation_id="auth_2fa_disable")
+@router.delete(
+    "/2fa",
+    summary="Turn two-factor authentication off (needs a current code)",
+    response_model=Message,
+    operation_id="auth_2fa_disable",
+)
 async def disable_2fa(body: TotpCode, principal: AuthenticatedDep, session: SessionDep, actor: ActorDep) -> Message:
     await service.disable_2fa(session, principal, body.totp_code, actor)
     return Message(detail="Two-factor authentication turned off")

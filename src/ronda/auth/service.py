@@ -43,14 +43,24 @@ async def _issue(session: AsyncSession, rt: Runtime, user: User, auth: AuthSessi
     refresh, refresh_id, refresh_ttl = rt.tokens.issue(
         subject=user.id, tenant_id=user.tenant_id, session_id=auth.id, token_type="refresh", scope=auth.scope
     )
-    session.add(RefreshToken(
-        id=refresh_id, session_id=auth.id, tenant_id=user.tenant_id, user_id=user.id,
-        expires_at=utcnow() + timedelta(seconds=refresh_ttl),
-    ))
+    session.add(
+        RefreshToken(
+            id=refresh_id,
+            session_id=auth.id,
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            expires_at=utcnow() + timedelta(seconds=refresh_ttl),
+        )
+    )
     await session.flush()
     return TokenResponse(
-        access_token=access, refresh_token=refresh, expires_in=ttl, user_id=user.id,
-        tenant_id=user.tenant_id, role=user.role, mfa_setup_required=auth.scope == "mfa_setup",
+        access_token=access,
+        refresh_token=refresh,
+        expires_in=ttl,
+        user_id=user.id,
+        tenant_id=user.tenant_id,
+        role=user.role,
+        mfa_setup_required=auth.scope == "mfa_setup",
     )
 
 
@@ -74,17 +84,30 @@ def _register_failure(user: User, tenant: Tenant) -> bool:
 async def _fail(session: AsyncSession, actor: Actor, user: User, tenant: Tenant, reason: str) -> AppError:
     locked = _register_failure(user, tenant)
     meta = {"reason": reason, "username": user.username, "failed_attempts": user.failed_login_count}
-    await audit.record(session, actor.but(actor_id=user.id, actor_email=user.email, tenant_id=user.tenant_id),
-                       "auth.login.failed", resource_type="user", resource_id=user.id, metadata=meta)
+    await audit.record(
+        session,
+        actor.but(actor_id=user.id, actor_email=user.email, tenant_id=user.tenant_id),
+        "auth.login.failed",
+        resource_type="user",
+        resource_id=user.id,
+        metadata=meta,
+    )
     if locked:
         await audit.record(
-            session, actor.but(actor_type="system", actor_id=None, actor_email=None, tenant_id=user.tenant_id),
-            "auth.account.locked", resource_type="user", resource_id=user.id,
-            metadata={"failed_attempts": user.failed_login_count,
-                      "locked_until": user.locked_until, "duration_minutes": tenant.lockout_duration_minutes},
+            session,
+            actor.but(actor_type="system", actor_id=None, actor_email=None, tenant_id=user.tenant_id),
+            "auth.account.locked",
+            resource_type="user",
+            resource_id=user.id,
+            metadata={
+                "failed_attempts": user.failed_login_count,
+                "locked_until": user.locked_until,
+                "duration_minutes": tenant.lockout_duration_minutes,
+            },
         )
-        return AppError(423, "Account locked after repeated failed logins", persist=True,
-                        headers=_retry_after(user.locked_until))
+        return AppError(
+            423, "Account locked after repeated failed logins", persist=True, headers=_retry_after(user.locked_until)
+        )
     message = "Invalid two-factor code" if reason == "bad_mfa_code" else BAD_LOGIN
     return AppError(401, message, persist=True)
 
@@ -94,66 +117,109 @@ async def login(session: AsyncSession, rt: Runtime, body: LoginRequest, actor: A
     # Read the hash in a short read-only transaction, verify it off the event loop, and only
     # then open the write: the database is never locked while Argon2 runs.
     async with transaction(rt.sessions, write=False) as read:
-        found = (await read.execute(
-            select(User.id, User.password_hash)
-            .where(or_(User.username == identity, User.email == identity.lower()))
-        )).first()
+        found = (
+            await read.execute(
+                select(User.id, User.password_hash).where(
+                    or_(User.username == identity, User.email == identity.lower())
+                )
+            )
+        ).first()
     password_ok = await rt.passwords.verify(found.password_hash if found else None, body.password)
     if found is None:
-        await audit.record(session, actor, "auth.login.failed",
-                           metadata={"reason": "unknown_user", "username": identity[:100]})
+        await audit.record(
+            session, actor, "auth.login.failed", metadata={"reason": "unknown_user", "username": identity[:100]}
+        )
         raise AppError(401, BAD_LOGIN, persist=True)
-    user = (await session.execute(
-        select(User).where(User.id == found.id).with_for_update().execution_options(populate_existing=True)
-    )).scalar_one()
+    user = (
+        await session.execute(
+            select(User).where(User.id == found.id).with_for_update().execution_options(populate_existing=True)
+        )
+    ).scalar_one()
     tenant = await session.get(Tenant, user.tenant_id)
     assert tenant is not None
     now = utcnow()
     if user.locked_until is not None and user.locked_until > now:
-        await audit.record(session, actor.but(actor_id=user.id, actor_email=user.email, tenant_id=user.tenant_id),
-                           "auth.login.failed", resource_type="user", resource_id=user.id,
-                           metadata={"reason": "account_locked", "username": user.username})
-        raise AppError(423, "Account is locked; try again later or ask an admin to unlock it",
-                       persist=True, headers=_retry_after(user.locked_until))
+        await audit.record(
+            session,
+            actor.but(actor_id=user.id, actor_email=user.email, tenant_id=user.tenant_id),
+            "auth.login.failed",
+            resource_type="user",
+            resource_id=user.id,
+            metadata={"reason": "account_locked", "username": user.username},
+        )
+        raise AppError(
+            423,
+            "Account is locked; try again later or ask an admin to unlock it",
+            persist=True,
+            headers=_retry_after(user.locked_until),
+        )
     if not password_ok or user.password_hash != found.password_hash:
         raise await _fail(session, actor, user, tenant, "bad_password")
     if not user.is_active or not tenant.is_active:
-        await audit.record(session, actor.but(actor_id=user.id, tenant_id=user.tenant_id), "auth.login.failed",
-                           resource_type="user", resource_id=user.id, metadata={"reason": "inactive"})
+        await audit.record(
+            session,
+            actor.but(actor_id=user.id, tenant_id=user.tenant_id),
+            "auth.login.failed",
+            resource_type="user",
+            resource_id=user.id,
+            metadata={"reason": "inactive"},
+        )
         raise AppError(401, BAD_LOGIN, persist=True)
     if user.mfa_enabled:
         if not body.totp_code:
             raise AppError(401, "Two-factor code required", code="MFA_REQUIRED")
         if not mfa.verify_totp(user, body.totp_code):
             if not await mfa.use_recovery_code(session, user, body.totp_code):
-                await audit.record(session, actor.but(actor_id=user.id, tenant_id=user.tenant_id),
-                                   "auth.mfa.failed", resource_type="user", resource_id=user.id)
+                await audit.record(
+                    session,
+                    actor.but(actor_id=user.id, tenant_id=user.tenant_id),
+                    "auth.mfa.failed",
+                    resource_type="user",
+                    resource_id=user.id,
+                )
                 raise await _fail(session, actor, user, tenant, "bad_mfa_code")
-            await audit.record(session, actor.but(actor_id=user.id, actor_email=user.email, tenant_id=user.tenant_id),
-                               "auth.mfa.recovery_code_used", resource_type="user", resource_id=user.id,
-                               metadata={"remaining": await mfa.remaining_recovery_codes(session, user.id)})
+            await audit.record(
+                session,
+                actor.but(actor_id=user.id, actor_email=user.email, tenant_id=user.tenant_id),
+                "auth.mfa.recovery_code_used",
+                resource_type="user",
+                resource_id=user.id,
+                metadata={"remaining": await mfa.remaining_recovery_codes(session, user.id)},
+            )
     user.failed_login_count = 0
     user.failed_window_start = None
     user.locked_until = None
     user.last_login_at = now
     scope = "mfa_setup" if tenant.mfa_required and not user.mfa_enabled else "full"
     auth = AuthSession(
-        tenant_id=user.tenant_id, user_id=user.id, scope=scope, ip_address=actor.ip_address,
-        user_agent=actor.user_agent, expires_at=now + timedelta(seconds=rt.tokens.refresh_ttl),
+        tenant_id=user.tenant_id,
+        user_id=user.id,
+        scope=scope,
+        ip_address=actor.ip_address,
+        user_agent=actor.user_agent,
+        expires_at=now + timedelta(seconds=rt.tokens.refresh_ttl),
     )
     session.add(auth)
     await session.flush()
-    await audit.record(session, actor.but(actor_id=user.id, actor_email=user.email, tenant_id=user.tenant_id),
-                       "auth.login.succeeded", resource_type="user", resource_id=user.id,
-                       metadata={"session_id": auth.id, "mfa": user.mfa_enabled, "scope": scope})
+    await audit.record(
+        session,
+        actor.but(actor_id=user.id, actor_email=user.email, tenant_id=user.tenant_id),
+        "auth.login.succeeded",
+        resource_type="user",
+        resource_id=user.id,
+        metadata={"session_id": auth.id, "mfa": user.mfa_enabled, "scope": scope},
+    )
     return await _issue(session, rt, user, auth)
 
 
 async def _live_session(session: AsyncSession, session_id: str, user_id: str) -> tuple[AuthSession, User]:
-    row = (await session.execute(
-        select(AuthSession, User).join(User, User.id == AuthSession.user_id)
-        .where(AuthSession.id == session_id, AuthSession.user_id == user_id)
-    )).first()
+    row = (
+        await session.execute(
+            select(AuthSession, User)
+            .join(User, User.id == AuthSession.user_id)
+            .where(AuthSession.id == session_id, AuthSession.user_id == user_id)
+        )
+    ).first()
     if row is None:
         raise AppError(401, "Invalid or expired refresh token")
     auth, user = row
@@ -168,8 +234,11 @@ async def refresh_with_token(session: AsyncSession, rt: Runtime, token: str, act
         raise AppError(401, "Invalid or expired refresh token")
     spent = await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.id == claims.token_id, RefreshToken.session_id == claims.session_id,
-               RefreshToken.used_at.is_(None))
+        .where(
+            RefreshToken.id == claims.token_id,
+            RefreshToken.session_id == claims.session_id,
+            RefreshToken.used_at.is_(None),
+        )
         .values(used_at=utcnow())
     )
     if (spent.rowcount or 0) != 1:  # type: ignore[attr-defined]
@@ -177,19 +246,28 @@ async def refresh_with_token(session: AsyncSession, rt: Runtime, token: str, act
         if known is not None and known.session_id == claims.session_id:
             # A spent token presented again: someone holds a copy. End the whole login.
             await session.execute(
-                update(AuthSession).where(AuthSession.id == claims.session_id, AuthSession.revoked_at.is_(None))
+                update(AuthSession)
+                .where(AuthSession.id == claims.session_id, AuthSession.revoked_at.is_(None))
                 .values(revoked_at=utcnow(), revoked_reason="refresh_reuse")
             )
             await audit.record(
-                session, actor.but(actor_id=claims.subject, tenant_id=claims.tenant_id),
-                "auth.token.reuse_detected", resource_type="session", resource_id=claims.session_id,
+                session,
+                actor.but(actor_id=claims.subject, tenant_id=claims.tenant_id),
+                "auth.token.reuse_detected",
+                resource_type="session",
+                resource_id=claims.session_id,
                 metadata={"session_id": claims.session_id},
             )
             raise AppError(401, "Refresh token already used; the session has been revoked", persist=True)
         raise AppError(401, "Invalid or expired refresh token")
     auth, user = await _live_session(session, claims.session_id, claims.subject)
-    await audit.record(session, actor.but(actor_id=user.id, actor_email=user.email, tenant_id=user.tenant_id),
-                       "auth.token.refreshed", resource_type="session", resource_id=auth.id)
+    await audit.record(
+        session,
+        actor.but(actor_id=user.id, actor_email=user.email, tenant_id=user.tenant_id),
+        "auth.token.refreshed",
+        resource_type="session",
+        resource_id=auth.id,
+    )
     return await _issue(session, rt, user, auth)
 
 
@@ -197,8 +275,14 @@ async def refresh_with_access(session: AsyncSession, rt: Runtime, principal: Pri
     if principal.kind != "user" or principal.session_id is None:
         raise AppError(400, "API keys do not expire by session; nothing to refresh")
     auth, user = await _live_session(session, principal.session_id, principal.user_id)
-    await audit.record(session, actor, "auth.token.refreshed", resource_type="session", resource_id=auth.id,
-                       metadata={"via": "access_token"})
+    await audit.record(
+        session,
+        actor,
+        "auth.token.refreshed",
+        resource_type="session",
+        resource_id=auth.id,
+        metadata={"via": "access_token"},
+    )
     return await _issue(session, rt, user, auth)
 
 
@@ -206,7 +290,8 @@ async def logout(session: AsyncSession, principal: Principal, actor: Actor) -> s
     if principal.kind != "user" or principal.session_id is None:
         raise AppError(400, "API keys are revoked with DELETE /api-keys/{id}")
     await session.execute(
-        update(AuthSession).where(AuthSession.id == principal.session_id, AuthSession.revoked_at.is_(None))
+        update(AuthSession)
+        .where(AuthSession.id == principal.session_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow(), revoked_reason="logout")
     )
     await audit.record(session, actor, "auth.logout", resource_type="session", resource_id=principal.session_id)
@@ -228,7 +313,9 @@ async def start_2fa(session: AsyncSession, principal: Principal, actor: Actor) -
         raise AppError(409, "Two-factor authentication is already on; turn it off first")
     user.totp_pending_secret = mfa.new_secret()
     await audit.record(session, actor, "auth.mfa.setup_started", resource_type="user", resource_id=user.id)
-    return TwoFactorSetup(secret=user.totp_pending_secret, otpauth_uri=mfa.otpauth_uri(user.totp_pending_secret, user.email))
+    return TwoFactorSetup(
+        secret=user.totp_pending_secret, otpauth_uri=mfa.otpauth_uri(user.totp_pending_secret, user.email)
+    )
 
 
 async def confirm_2fa(
@@ -240,10 +327,15 @@ async def confirm_2fa(
     if not user.totp_pending_secret:
         raise AppError(409, "Start with POST /auth/2fa/setup")
     if not mfa.verify_totp(user, code, secret=user.totp_pending_secret):
-        await audit.record(session, actor, "auth.mfa.failed", resource_type="user", resource_id=user.id,
-                           metadata={"stage": "confirm"})
-        raise AppError(400, "Invalid two-factor code", persist=True,
-                       details=[{"field": "totp_code", "location": "body", "reason": "does not match"}])
+        await audit.record(
+            session, actor, "auth.mfa.failed", resource_type="user", resource_id=user.id, metadata={"stage": "confirm"}
+        )
+        raise AppError(
+            400,
+            "Invalid two-factor code",
+            persist=True,
+            details=[{"field": "totp_code", "location": "body", "reason": "does not match"}],
+        )
     user.totp_secret, user.totp_pending_secret, user.mfa_enabled = user.totp_pending_secret, None, True
     codes = await mfa.issue_recovery_codes(session, user)
     await audit.record(session, actor, "auth.mfa.enabled", resource_type="user", resource_id=user.id)
@@ -253,8 +345,14 @@ async def confirm_2fa(
         auth = await session.get(AuthSession, principal.session_id)
         assert auth is not None
         auth.revoked_at, auth.revoked_reason = utcnow(), "mfa_enrolled"
-        full = AuthSession(tenant_id=user.tenant_id, user_id=user.id, scope="full", ip_address=actor.ip_address,
-                           user_agent=actor.user_agent, expires_at=auth.expires_at)
+        full = AuthSession(
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            scope="full",
+            ip_address=actor.ip_address,
+            user_agent=actor.user_agent,
+            expires_at=auth.expires_at,
+        )
         session.add(full)
         await session.flush()
         tokens = await _issue(session, rt, user, full)
@@ -269,25 +367,45 @@ async def disable_2fa(session: AsyncSession, principal: Principal, code: str, ac
     if tenant is not None and tenant.mfa_required:
         raise AppError(403, "Your tenant requires two-factor authentication")
     if not mfa.verify_totp(user, code) and not await mfa.use_recovery_code(session, user, code):
-        await audit.record(session, actor, "auth.mfa.failed", resource_type="user", resource_id=user.id,
-                           metadata={"stage": "disable"})
-        raise AppError(400, "Invalid two-factor code", persist=True,
-                       details=[{"field": "totp_code", "location": "body", "reason": "does not match"}])
+        await audit.record(
+            session, actor, "auth.mfa.failed", resource_type="user", resource_id=user.id, metadata={"stage": "disable"}
+        )
+        raise AppError(
+            400,
+            "Invalid two-factor code",
+            persist=True,
+            details=[{"field": "totp_code", "location": "body", "reason": "does not match"}],
+        )
     user.mfa_enabled, user.totp_secret, user.totp_pending_secret = False, None, None
     await mfa.clear_recovery_codes(session, user.id)
     await audit.record(session, actor, "auth.mfa.disabled", resource_type="user", resource_id=user.id)
 
 
 async def set_password(
-    session: AsyncSession, rt: Runtime, user: User, current: str | None, new: str, actor: Actor,
+    session: AsyncSession,
+    rt: Runtime,
+    user: User,
+    current: str | None,
+    new: str,
+    actor: Actor,
     keep_session: str | None,
 ) -> None:
     """Check the current password, apply the policy, and end every other login of the user."""
     if current is not None and not await rt.passwords.verify(user.password_hash, current):
-        await audit.record(session, actor, "auth.login.failed", resource_type="user", resource_id=user.id,
-                           metadata={"reason": "bad_current_password"})
-        raise AppError(400, "Current password is incorrect", persist=True,
-                       details=[{"field": "current_password", "location": "body", "reason": "incorrect"}])
+        await audit.record(
+            session,
+            actor,
+            "auth.login.failed",
+            resource_type="user",
+            resource_id=user.id,
+            metadata={"reason": "bad_current_password"},
+        )
+        raise AppError(
+            400,
+            "Current password is incorrect",
+            persist=True,
+            details=[{"field": "current_password", "location": "body", "reason": "incorrect"}],
+        )
     problem = password_problem(new)
     if problem:
         raise AppError(400, problem, details=[{"field": "new_password", "location": "body", "reason": problem}])

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from ronda.core.errors import AppError
 from ronda.core.principal import Principal, get_principal
@@ -30,9 +30,7 @@ SCOPES: dict[str, str] = {
     "agent": "Enrol a device, send heartbeats and reports",
 }
 ALL_SCOPES = frozenset(SCOPES)
-READ_ALL = frozenset(
-    {"devices_read", "scans_read", "alerts_read", "cve_read", "reports_read", "services_read"}
-)
+READ_ALL = frozenset({"devices_read", "scans_read", "alerts_read", "cve_read", "reports_read", "services_read"})
 
 ROLES: dict[str, tuple[str, frozenset[str]]] = {
     "super_admin": ("Everything, in every tenant", ALL_SCOPES - {"agent"}),
@@ -60,7 +58,7 @@ def role_permissions(role: str) -> frozenset[str]:
     return ROLES.get(role, ("", frozenset()))[1]
 
 
-def require(*permissions: str) -> Callable[[Request], Awaitable[Principal]]:
+def require(*permissions: str) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
     """A dependency: the caller must be authenticated and hold every named permission."""
     unknown = set(permissions) - ALL_SCOPES - {"super_admin"}
     if unknown:

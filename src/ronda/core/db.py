@@ -80,9 +80,7 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 
 
 @asynccontextmanager
-async def transaction(
-    factory: async_sessionmaker[AsyncSession], *, write: bool = True
-) -> AsyncIterator[AsyncSession]:
+async def transaction(factory: async_sessionmaker[AsyncSession], *, write: bool = True) -> AsyncIterator[AsyncSession]:
     """A unit of work outside a request (CLI, background jobs): commit on success."""
     token = write_intent.set(write)
     try:

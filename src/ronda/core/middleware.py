@@ -42,14 +42,16 @@ def canonical_path(path: str) -> str:
         return path
     for alias in ALIASES:
         if path.startswith(alias):
-            return CANONICAL + "/" + path[len(alias):]
+            return CANONICAL + "/" + path[len(alias) :]
     if path in ("/api", "/v1"):
         return CANONICAL
     return path
 
 
 def _valid_request_id(value: bytes) -> bool:
-    return 0 < len(value) <= 64 and all(c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_." for c in value)
+    return 0 < len(value) <= 64 and all(
+        c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_." for c in value
+    )
 
 
 def client_ip(scope: Scope) -> str:
@@ -93,8 +95,11 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", rid.encode()))
                 headers.extend(STATIC_HEADERS)
-                headers.extend((k.lower().encode(), v.encode()) for k, v in decision.headers().items()
-                               if k != "Retry-After" or not decision.allowed)
+                headers.extend(
+                    (k.lower().encode(), v.encode())
+                    for k, v in decision.headers().items()
+                    if k != "Retry-After" or not decision.allowed
+                )
                 message["headers"] = headers
             await send(message)
 
@@ -113,10 +118,17 @@ class RequestContextMiddleware:
             await response({"type": "http"}, _empty_receive, send_wrapper)
         finally:
             log.info(
-                "%s %s %s %.1fms", scope["method"], scope["path"], status_holder[0],
+                "%s %s %s %.1fms",
+                scope["method"],
+                scope["path"],
+                status_holder[0],
                 (time.perf_counter() - started) * 1000,
-                extra={"method": scope["method"], "path": scope["path"], "status": status_holder[0],
-                       "client": client_ip(scope)},
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status_holder[0],
+                    "client": client_ip(scope),
+                },
             )
             request_id_var.reset(token)
 

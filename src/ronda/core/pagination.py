@@ -77,11 +77,10 @@ def list_params_dependency(default_limit: int = DEFAULT_LIMIT) -> Callable[..., 
             problems.append({"field": "limit", "location": "query", "reason": f"must be 1 to {MAX_LIMIT}"})
         if (page is not None or per_page is not None) and (skip is not None or limit is not None):
             problems.append({"field": "page", "location": "query", "reason": "use page/per_page or skip/limit"})
-        if skip is not None and skip > 10_000_000 or page is not None and page > 10_000_000:
+        if (skip is not None and skip > 10_000_000) or (page is not None and page > 10_000_000):
             problems.append({"field": "skip", "location": "query", "reason": "is too large"})
         if problems:
-            raise AppError(400, f"Invalid request: {problems[0]['field']}: {problems[0]['reason']}",
-                           details=problems)
+            raise AppError(400, f"Invalid request: {problems[0]['field']}: {problems[0]['reason']}", details=problems)
         if page is not None or per_page is not None:
             size = per_page or default_limit
             offset = ((page or 1) - 1) * size
@@ -98,9 +97,7 @@ def list_params_dependency(default_limit: int = DEFAULT_LIMIT) -> Callable[..., 
 ListParamsDep = Annotated[ListParams, Depends(list_params_dependency())]
 
 
-def apply_sort(
-    statement: Select[Any], sort: str | None, fields: dict[str, Any], default: Sequence[Any]
-) -> Select[Any]:
+def apply_sort(statement: Select[Any], sort: str | None, fields: dict[str, Any], default: Sequence[Any]) -> Select[Any]:
     if not sort:
         return statement.order_by(*default)
     name = sort.lstrip("-")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 TIERS: dict[str, tuple[int, int]] = {  # tier -> (per minute, burst per second)
     "standard": (60, 10),
@@ -54,10 +55,15 @@ def _windows(now: float) -> tuple[int, int, int]:
 
 
 def _decide(
-    now: float, second_count: int, minute_count: int, day_count: int,
-    per_minute: int, burst: int, quota: int | None,
+    now: float,
+    second_count: int,
+    minute_count: int,
+    day_count: int,
+    per_minute: int,
+    burst: int,
+    quota: int | None,
 ) -> Decision:
-    second, minute, day = _windows(now)
+    _, minute, day = _windows(now)
     minute_reset = (minute + 1) * 60
     if quota is not None and day_count >= quota:
         reset = (day + 1) * DAY
@@ -75,8 +81,8 @@ def _decide(
 class MemoryRateLimiter:
     """In-process counters for embedded mode; old windows are dropped as time moves on."""
 
-    def __init__(self, clock: Any = time.time) -> None:
-        self._clock = clock
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock  # public so tests can drive a running server's windows with a fake clock
         self._counts: dict[tuple[str, str, int], int] = {}
         self._last_sweep = 0
 
@@ -84,7 +90,7 @@ class MemoryRateLimiter:
         if minute == self._last_sweep:
             return
         self._last_sweep = minute
-        now = self._clock()
+        now = self.clock()
         second, minute, day = _windows(now)
         current = {"s": second, "m": minute, "d": day}
         self._counts = {k: v for k, v in self._counts.items() if k[2] >= current[k[1]] - 1}
@@ -92,14 +98,19 @@ class MemoryRateLimiter:
     async def hit(
         self, key: str, per_minute: int, burst: int, quota_key: str | None = None, quota: int | None = None
     ) -> Decision:
-        now = self._clock()
+        now = self.clock()
         second, minute, day = _windows(now)
         self._sweep(minute)
         s_key, m_key = (key, "s", second), (key, "m", minute)
         d_key = (quota_key or "", "d", day)
         decision = _decide(
-            now, self._counts.get(s_key, 0), self._counts.get(m_key, 0),
-            self._counts.get(d_key, 0) if quota_key else 0, per_minute, burst, quota if quota_key else None,
+            now,
+            self._counts.get(s_key, 0),
+            self._counts.get(m_key, 0),
+            self._counts.get(d_key, 0) if quota_key else 0,
+            per_minute,
+            burst,
+            quota if quota_key else None,
         )
         if decision.allowed:
             self._counts[s_key] = self._counts.get(s_key, 0) + 1
@@ -109,7 +120,7 @@ class MemoryRateLimiter:
         return decision
 
     async def peek(self, key: str, per_minute: int) -> Decision:
-        now = self._clock()
+        now = self.clock()
         _, minute, _ = _windows(now)
         used = self._counts.get((key, "m", minute), 0)
         return Decision(True, per_minute, max(per_minute - used, 0), (minute + 1) * 60)
@@ -138,18 +149,18 @@ return {1, s, m, d}
 class RedisRateLimiter:
     """Shared counters for scaled mode: every server process draws on one budget."""
 
-    def __init__(self, url: str, *, namespace: str = "ronda:rl", clock: Any = time.time) -> None:
+    def __init__(self, url: str, *, namespace: str = "ronda:rl", clock: Callable[[], float] = time.time) -> None:
         from redis.asyncio import Redis
 
         self._redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._script = self._redis.register_script(_HIT_SCRIPT)
         self._ns = namespace
-        self._clock = clock
+        self.clock = clock
 
     async def hit(
         self, key: str, per_minute: int, burst: int, quota_key: str | None = None, quota: int | None = None
     ) -> Decision:
-        now = self._clock()
+        now = self.clock()
         second, minute, day = _windows(now)
         keys = [
             f"{self._ns}:{key}:s:{second}",
@@ -161,7 +172,7 @@ class RedisRateLimiter:
         return _decide(now, s, m, d, per_minute, burst, None if use_quota < 0 else use_quota)
 
     async def peek(self, key: str, per_minute: int) -> Decision:
-        now = self._clock()
+        now = self.clock()
         _, minute, _ = _windows(now)
         used = int(await self._redis.get(f"{self._ns}:{key}:m:{minute}") or 0)
         return Decision(True, per_minute, max(per_minute - used, 0), (minute + 1) * 60)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Update, Delete
+from sqlalchemy import Delete, Select, Update
 
 from ronda.core.principal import Principal
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 
-from ronda.core.uow import domain_router
 from pydantic import BaseModel
 from sqlalchemy import text
 
@@ -10,6 +9,7 @@ from ronda import __version__
 from ronda.core.errors import error_body
 from ronda.core.responses import ORJSONResponse
 from ronda.core.runtime import RuntimeDep
+from ronda.core.uow import domain_router
 
 
 class Health(BaseModel):
