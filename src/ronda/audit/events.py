@@ -22,6 +22,7 @@ EVENTS: dict[str, tuple[str, str]] = {
     "user.updated": ("User Updated", "user_management"),
     "user.role_changed": ("User Role Changed", "user_management"),
     "user.deactivated": ("User Deactivated", "user_management"),
+    "user.reactivated": ("User Reactivated", "user_management"),
     "user.profile_updated": ("Profile Updated", "user_management"),
     "tenant.created": ("Tenant Created", "settings"),
     "tenant.updated": ("Setting Changed", "settings"),

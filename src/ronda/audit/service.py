@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+import orjson
+from sqlalchemy import Select, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ronda.audit import repository
 from ronda.audit.chain import GENESIS, SYSTEM_CHAIN, record_digest
 from ronda.audit.events import describe
 from ronda.audit.models import AuditHead, AuditLog
+from ronda.audit.repository import AuditFilters
+from ronda.audit.schemas import AuditLogRead, BrokenRecord, ChainVerification
+from ronda.core.db import transaction
+from ronda.core.errors import AppError
 from ronda.core.ids import new_id
+from ronda.core.pagination import ListParams, Page, apply_search, apply_sort, fetch_page
 from ronda.core.principal import Principal
 from ronda.core.timeutil import utcnow
+
+log = logging.getLogger("ronda.audit")
 
 REDACT = ("password", "secret", "token", "totp", "key", "code")
 
@@ -171,3 +183,104 @@ async def verify_chain(session: AsyncSession, chain: str, batch: int = 1000) -> 
 
 async def all_chains(session: AsyncSession) -> list[str]:
     return list((await session.scalars(select(AuditHead.chain).order_by(AuditHead.chain))).all())
+
+
+# --- reading the log (GET /audit-logs) ---------------------------------------------------------
+
+DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+UNENCODED_PLUS = re.compile(r"(T[\d:.]+) (\d{2}:?\d{2})$")
+
+
+def _bad_date(field: str, reason: str) -> AppError:
+    return AppError(400, f"Invalid request: {field}: {reason}",
+                    details=[{"field": field, "location": "query", "reason": reason}])
+
+
+def parse_bound(value: str, field: str) -> tuple[datetime, bool]:
+    """A date (YYYY-MM-DD, whole day) or an ISO 8601 datetime (naive means UTC) -> (moment, is_date)."""
+    text = value.strip()
+    try:
+        if DATE_ONLY.match(text):
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC), True
+        # An unencoded '+' in a query string arrives as a space: "…T10:00:00 02:00".
+        moment = datetime.fromisoformat(UNENCODED_PLUS.sub(r"\1+\2", text))
+    except ValueError:
+        raise _bad_date(field, "must be a date (YYYY-MM-DD) or an ISO 8601 date and time") from None
+    return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)), False
+
+
+def with_dates(filters: AuditFilters, start_date: str | None, end_date: str | None) -> AuditFilters:
+    """Add the query's date bounds; an end date is the whole of that day. An end before the start is a 400."""
+    start = parse_bound(start_date, "start_date")[0] if start_date else None
+    end, end_inclusive = None, True
+    if end_date:
+        end, is_date = parse_bound(end_date, "end_date")
+        if is_date:  # everything before the next midnight
+            try:
+                end, end_inclusive = end + timedelta(days=1), False
+            except OverflowError:
+                end = None
+    if start is not None and end is not None and (end < start or (end == start and not end_inclusive)):
+        raise _bad_date("end_date", "must not be before start_date")
+    return replace(filters, start=start, end=end, end_inclusive=end_inclusive)
+
+
+def log_statement(principal: Principal, params: ListParams, filters: AuditFilters) -> Select[Any]:
+    statement = repository.list_statement(principal, filters)
+    statement = apply_search(statement, params.search, repository.SEARCH_COLUMNS)
+    # Ties keep chain order: ascending time -> ascending seq, otherwise newest first.
+    tie = (AuditLog.seq.asc(),) if params.sort == "created_at" else repository.NEWEST_FIRST
+    return apply_sort(statement, params.sort, repository.SORT_FIELDS, tie)
+
+
+async def list_logs(session: AsyncSession, statement: Select[Any], params: ListParams) -> Page[AuditLogRead]:
+    rows, total = await fetch_page(session, statement, params)
+    return Page[AuditLogRead](data=[AuditLogRead.model_validate(row) for row in rows], meta=params.meta(total))
+
+
+async def get_log(session: AsyncSession, principal: Principal, log_id: str) -> AuditLogRead:
+    entry = await repository.get(session, principal, log_id)
+    if entry is None:
+        raise AppError(404, "Audit log entry not found")
+    return AuditLogRead.model_validate(entry)
+
+
+CSV_COLUMNS: tuple[tuple[str, Callable[[AuditLog], Any]], ...] = (
+    ("id", lambda e: e.id),
+    ("created_at", lambda e: e.created_at),
+    ("event_name", lambda e: e.event_name),
+    ("event_type", lambda e: e.event_type),
+    ("category", lambda e: e.category),
+    ("actor_id", lambda e: e.actor_id),
+    ("actor_email", lambda e: e.actor_email),
+    ("actor_type", lambda e: e.actor_type),
+    ("ip_address", lambda e: e.ip_address),
+    ("user_agent", lambda e: e.user_agent),
+    ("resource_type", lambda e: e.resource_type),
+    ("resource_id", lambda e: e.resource_id),
+    ("metadata", lambda e: orjson.dumps(e.details or {}, option=orjson.OPT_SORT_KEYS).decode()),
+)
+
+
+async def verify_tenant(session: AsyncSession, principal: Principal) -> ChainVerification:
+    """Verify the caller's tenant chain (its chain is named after the tenant)."""
+    report = await verify_chain(session, principal.tenant_id)
+    broken = BrokenRecord(**report.first_broken) if report.first_broken else None
+    return ChainVerification(valid=report.valid, checked=report.checked, first_broken=broken,
+                             chain=report.chain, verified_at=utcnow())
+
+
+async def record_verification(
+    sessions: async_sessionmaker[AsyncSession], actor: Actor, result: ChainVerification
+) -> None:
+    """Note the check in the chain itself, in its own short transaction (the request only reads)."""
+    metadata = {"valid": result.valid, "checked": result.checked,
+                "first_broken_id": result.first_broken.id if result.first_broken else None,
+                "first_broken_seq": result.first_broken.seq if result.first_broken else None}
+    try:
+        async with transaction(sessions) as session:
+            await record(session, actor, "audit.verified", resource_type="audit_chain", resource_id=result.chain,
+                         metadata=metadata)
+    except Exception:  # the verification result stands even if the note cannot be written
+        log.warning("could not record the audit verification of %s", result.chain, exc_info=True)
