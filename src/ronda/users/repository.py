@@ -30,7 +30,8 @@ async def get(session: AsyncSession, principal: Principal, user_id: str, *, for_
     statement = scoped(select(User).where(User.id == user_id), User, principal)
     if for_update:
         statement = statement.with_for_update().execution_options(populate_existing=True)
-    return (await session.execute(statement)).scalar_one_or_none()
+    user: User | None = (await session.execute(statement)).scalar_one_or_none()
+    return user
 
 
 def list_statement(
