@@ -15,6 +15,7 @@ from ronda.core.db import create_engine, create_session_factory
 from ronda.core.errors import install_error_handlers
 from ronda.core.logging import configure_logging
 from ronda.core.middleware import CANONICAL, RequestContextMiddleware
+from ronda.core.openapi import install_openapi
 from ronda.core.ratelimit import build_rate_limiter
 from ronda.core.responses import ORJSONResponse
 from ronda.core.runtime import Runtime
@@ -71,6 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.sessions = runtime.sessions
     app.state.authenticator = Authenticator(runtime.tokens, runtime.limiter, runtime.sessions)
     install_error_handlers(app)
+    install_openapi(app)
 
     api = APIRouter(prefix=CANONICAL, route_class=UnitOfWorkRoute)
     for router in api_routers():

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from ronda.api_keys import service
 from ronda.api_keys.models import ApiKey
-from ronda.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, PermissionList
+from ronda.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, GrantablePermissionList
 from ronda.audit.deps import ActorDep
 from ronda.core.authz import require
 from ronda.core.pagination import ListParamsDep, Page, csv_response
@@ -82,9 +82,9 @@ async def list_keys(
     return await service.list_keys(session, statement, params)
 
 
-@_route("GET", "/permissions", operation_id="api_keys_permissions", response_model=PermissionList,
+@_route("GET", "/permissions", operation_id="api_keys_permissions", response_model=GrantablePermissionList,
         summary="Every scope a key can have, and whether you may grant it", responses=ERRORS)
-async def list_permissions(principal: KeyManager) -> PermissionList:
+async def list_permissions(principal: KeyManager) -> GrantablePermissionList:
     return service.permissions_view(principal)
 
 

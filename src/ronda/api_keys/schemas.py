@@ -50,11 +50,11 @@ class ApiKeyRead(OutputModel):
     revoked_at: UtcDatetime | None
 
 
-class PermissionInfo(OutputModel):
+class GrantablePermission(OutputModel):
     name: str
     description: str
     grantable: bool = Field(description="You hold this scope, so a key you create may have it")
 
 
-class PermissionList(OutputModel):
-    data: list[PermissionInfo]
+class GrantablePermissionList(OutputModel):
+    data: list[GrantablePermission]

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ronda.api_keys import repository
 from ronda.api_keys.models import ApiKey
-from ronda.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, PermissionInfo, PermissionList
+from ronda.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, GrantablePermission, GrantablePermissionList
 from ronda.audit import service as audit
 from ronda.audit.service import Actor
 from ronda.core.authz import ADMIN_ROLES, SCOPES
@@ -102,9 +102,9 @@ async def list_keys(session: AsyncSession, statement: Select[Any], params: ListP
     return Page[ApiKeyRead](data=[to_read(key, now) for key in rows], meta=params.meta(total))
 
 
-def permissions_view(principal: Principal) -> PermissionList:
-    return PermissionList(
-        data=[PermissionInfo(name=name, description=description, grantable=name in principal.permissions)
+def permissions_view(principal: Principal) -> GrantablePermissionList:
+    return GrantablePermissionList(
+        data=[GrantablePermission(name=name, description=description, grantable=name in principal.permissions)
               for name, description in SCOPES.items()]
     )
 

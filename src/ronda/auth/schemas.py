@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from ronda.core.schemas import InputModel, OutputModel
+from ronda.core.schemas import InputModel, OutputModel, Password
 
 
 class LoginRequest(InputModel):
     username: str | None = Field(None, max_length=254, description="Username or email")
     email: str | None = Field(None, max_length=254, description="Email (alternative to username)")
-    password: str = Field(..., min_length=1, max_length=256)
+    password: Password = Field(..., min_length=1, max_length=256)
     totp_code: str | None = Field(None, max_length=32, description="TOTP code or a recovery code")
 
     @model_validator(mode="after")
@@ -55,8 +55,8 @@ class TwoFactorEnabled(OutputModel):
 
 
 class ChangePassword(InputModel):
-    current_password: str = Field(..., min_length=1, max_length=256)
-    new_password: str = Field(..., max_length=256)
+    current_password: Password = Field(..., min_length=1, max_length=256)
+    new_password: Password = Field(..., max_length=256)
 
 
 class LogoutResponse(OutputModel):

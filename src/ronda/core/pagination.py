@@ -108,7 +108,8 @@ def apply_sort(statement: Select[Any], sort: str | None, fields: dict[str, Any],
             f"Cannot sort by '{name}'; choose one of {', '.join(sorted(fields))}",
             details=[{"field": "sort", "location": "query", "reason": f"unknown field {name}"}],
         )
-    ordered = column.desc() if sort.startswith("-") else column.asc()
+    # NULLs last in both directions, so SQLite and PostgreSQL list the same order.
+    ordered = (column.desc() if sort.startswith("-") else column.asc()).nulls_last()
     return statement.order_by(ordered, *default)
 
 

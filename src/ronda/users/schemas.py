@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import EmailStr, Field
 
-from ronda.core.schemas import InputModel, OutputModel, UtcDatetime
+from ronda.core.schemas import InputModel, OutputModel, Password, UtcDatetime
 
 HumanRole = Literal["super_admin", "admin", "analyst", "operator", "user", "viewer"]
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{1,149}$"
@@ -34,7 +34,7 @@ class UserCreate(InputModel):
     username: str = Field(..., pattern=USERNAME_PATTERN)
     email: EmailStr
     full_name: str = Field("", max_length=200)
-    password: str = Field(..., max_length=256)
+    password: Password = Field(..., max_length=256)
     role: HumanRole = "user"
 
 
@@ -43,7 +43,7 @@ class UserUpdate(InputModel):
     full_name: str | None = Field(None, max_length=200)
     role: HumanRole | None = None
     is_active: bool | None = None
-    password: str | None = Field(None, max_length=256)
+    password: Password | None = Field(None, max_length=256)
 
 
 class MeUpdate(InputModel):
@@ -51,6 +51,6 @@ class MeUpdate(InputModel):
 
     full_name: str | None = Field(None, max_length=200)
     email: EmailStr | None = None
-    password: str | None = Field(None, max_length=256, description="New password")
-    current_password: str | None = Field(None, max_length=256)
+    password: Password | None = Field(None, max_length=256, description="New password")
+    current_password: Password | None = Field(None, max_length=256)
 
