@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(1, ge=1, le=8)
     max_concurrent_hashes: int = Field(0, ge=0, le=64, description="0 means one per CPU.")
     login_attempts_per_minute: int = Field(10, ge=1, le=10_000)
+    device_history_days: int = Field(90, ge=1, le=3650, description="How long superseded device data is kept.")
+    agent_offline_after: int = Field(90, ge=10, le=86400, description="Seconds without a heartbeat before offline.")
+    max_report_bytes: int = Field(
+        8 * 1_048_576, ge=65536, le=256 * 1_048_576, description="Largest accepted agent report body."
+    )
     admin_password: str = Field("", description="Used by `ronda admin create` when --password is absent.")
 
     @field_validator("log_level", mode="before")

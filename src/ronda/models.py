@@ -1,10 +1,28 @@
 """Imports every domain's tables so Base.metadata is complete (Alembic and tests use it)."""
 
+from ronda.agents.models import Agent, EnrollmentToken
 from ronda.api_keys.models import ApiKey
 from ronda.audit.models import AuditHead, AuditLog
 from ronda.auth.models import AuthSession, RecoveryCode, RefreshToken
 from ronda.core.db import Base
+from ronda.devices.models import Device, DeviceData, DeviceEvaluation, DevicePort
 from ronda.tenants.models import Tenant
 from ronda.users.models import User
 
-__all__ = ["ApiKey", "AuditHead", "AuditLog", "AuthSession", "Base", "RecoveryCode", "RefreshToken", "Tenant", "User"]
+__all__ = [
+    "Agent",
+    "EnrollmentToken",
+    "Device",
+    "DeviceData",
+    "DeviceEvaluation",
+    "DevicePort",
+    "ApiKey",
+    "AuditHead",
+    "AuditLog",
+    "AuthSession",
+    "Base",
+    "RecoveryCode",
+    "RefreshToken",
+    "Tenant",
+    "User",
+]

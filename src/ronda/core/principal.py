@@ -23,6 +23,8 @@ class Principal:
     session_id: str | None = None
     token_id: str | None = None
     api_key_id: str | None = None
+    agent_id: str | None = None
+    device_id: str | None = None
     rate_key: str = ""
     rate_tier: str = "standard"
     plan: str = "startup"
@@ -32,7 +34,7 @@ class Principal:
 
     @property
     def actor_id(self) -> str:
-        return self.api_key_id or self.user_id
+        return self.agent_id or self.api_key_id or self.user_id
 
     @property
     def is_admin(self) -> bool:
