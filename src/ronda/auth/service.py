@@ -327,15 +327,7 @@ async def confirm_2fa(
     if not user.totp_pending_secret:
         raise AppError(409, "Start with POST /auth/2fa/setup")
     if not mfa.verify_totp(user, code, secret=user.totp_pending_secret):
-        await audit.record(
-            session, actor, "auth.mfa.failed", resource_type="user", resource_id=user.id, metadata={"stage": "confirm"}
-        )
-        raise AppError(
-            400,
-            "Invalid two-factor code",
-            persist=True,
-            details=[{"field": "totp_code", "location": "body", "reason": "does not match"}],
-        )
+        raise await _bad_code(session, actor, user, "confirm")
     user.totp_secret, user.totp_pending_secret, user.mfa_enabled = user.totp_pending_secret, None, True
     codes = await mfa.issue_recovery_codes(session, user)
     await audit.record(session, actor, "auth.mfa.enabled", resource_type="user", resource_id=user.id)
@@ -359,6 +351,19 @@ async def confirm_2fa(
     return TwoFactorEnabled(mfa_enabled=True, recovery_codes=codes, tokens=tokens)
 
 
+async def _bad_code(session: AsyncSession, actor: Actor, user: User, stage: str) -> AppError:
+    """A wrong code while changing 2FA: audited, and the record survives the refusal."""
+    await audit.record(
+        session, actor, "auth.mfa.failed", resource_type="user", resource_id=user.id, metadata={"stage": stage}
+    )
+    return AppError(
+        400,
+        "Invalid two-factor code",
+        persist=True,
+        details=[{"field": "totp_code", "location": "body", "reason": "does not match"}],
+    )
+
+
 async def disable_2fa(session: AsyncSession, principal: Principal, code: str, actor: Actor) -> None:
     user = await _me(session, principal)
     if not user.mfa_enabled:
@@ -367,15 +372,7 @@ async def disable_2fa(session: AsyncSession, principal: Principal, code: str, ac
     if tenant is not None and tenant.mfa_required:
         raise AppError(403, "Your tenant requires two-factor authentication")
     if not mfa.verify_totp(user, code) and not await mfa.use_recovery_code(session, user, code):
-        await audit.record(
-            session, actor, "auth.mfa.failed", resource_type="user", resource_id=user.id, metadata={"stage": "disable"}
-        )
-        raise AppError(
-            400,
-            "Invalid two-factor code",
-            persist=True,
-            details=[{"field": "totp_code", "location": "body", "reason": "does not match"}],
-        )
+        raise await _bad_code(session, actor, user, "disable")
     user.mfa_enabled, user.totp_secret, user.totp_pending_secret = False, None, None
     await mfa.clear_recovery_codes(session, user.id)
     await audit.record(session, actor, "auth.mfa.disabled", resource_type="user", resource_id=user.id)
