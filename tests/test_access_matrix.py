@@ -19,6 +19,7 @@ from tests.support import assert_error
 
 OPEN = "open"
 ANY = "authenticated"
+ADMIN = "admin"  # an admin or super_admin role, whatever the permissions
 
 # (method, canonical path) -> who may call it
 CONTRACT: dict[tuple[str, str], str] = {
@@ -55,6 +56,24 @@ CONTRACT: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/audit-logs"): "audit_read",
     ("GET", "/api/v1/audit-logs/verify"): "audit_read",
     ("GET", "/api/v1/audit-logs/{id}"): "audit_read",
+    ("GET", "/api/v1/devices"): "devices_read",
+    ("POST", "/api/v1/devices"): "devices_write",
+    ("GET", "/api/v1/devices/my-devices"): "devices_read",
+    ("GET", "/api/v1/devices/tenant-devices"): ADMIN,
+    ("GET", "/api/v1/devices/{id}"): "devices_read",
+    ("PUT", "/api/v1/devices/{id}"): "devices_write",
+    ("PATCH", "/api/v1/devices/{id}"): "devices_write",
+    ("DELETE", "/api/v1/devices/{id}"): "devices_write",
+    ("GET", "/api/v1/devices/{id}/ports"): "devices_read",
+    ("GET", "/api/v1/devices/{id}/data/{id}"): "devices_read",
+    ("POST", "/api/v1/devices/report"): "devices_write",  # or an agent credential (tests/agents)
+    ("POST", "/api/v1/agents/tokens"): "settings_manage",
+    ("GET", "/api/v1/agents/tokens"): "settings_manage",
+    ("DELETE", "/api/v1/agents/tokens/{id}"): "settings_manage",
+    ("POST", "/api/v1/agents/enroll"): OPEN,
+    ("POST", "/api/v1/agents/heartbeat"): "agent",
+    ("GET", "/api/v1/agents"): "devices_read",
+    ("DELETE", "/api/v1/agents/{id}"): "settings_manage",
 }
 # Calling these would end the caller's own session or change its credentials; 401 is still checked.
 SELF_AFFECTING = {("POST", "/api/v1/auth/logout"), ("POST", "/api/v1/auth/change-password")}
@@ -69,6 +88,8 @@ def _allowed(role: str, need: str) -> bool:
         return True
     if need == "super_admin":
         return role == "super_admin"
+    if need == ADMIN:
+        return role in ("admin", "super_admin")
     return need in role_permissions(role)
 
 
@@ -126,7 +147,14 @@ async def test_another_tenants_ids_are_not_found(client: httpx.AsyncClient, fact
         their_event = (await session.scalars(
             select(AuditLog.id).where(AuditLog.tenant_id == theirs.tenant_id).limit(1)
         )).one()
-    ids = {"/api/v1/users/": their_viewer.id, "/api/v1/api-keys/": their_key, "/api/v1/audit-logs/": their_event}
+    their_device = (await client.post("/api/v1/devices", headers=theirs.headers,
+                                      json={"device_name": "their laptop", "serial_number": "THEIRS-1"})).json()["id"]
+    their_token = (await client.post("/api/v1/agents/tokens", headers=theirs.headers, json={"max_uses": 2})).json()
+    their_agent = (await client.post("/api/v1/agents/enroll", json={
+        "token": their_token["token"], "hostname": "their-host", "os_type": "linux"})).json()["agent_id"]
+    ids = {"/api/v1/users/": their_viewer.id, "/api/v1/api-keys/": their_key, "/api/v1/audit-logs/": their_event,
+           "/api/v1/devices/": their_device,
+           "/api/v1/agents/tokens/": their_token["id"], "/api/v1/agents/": their_agent}  # tokens/ first: longest
     checked = 0
     for method, raw, path in await _operations(client):
         if "{id}" not in path or path.startswith("/api/v1/tenants/"):
@@ -140,3 +168,9 @@ async def test_another_tenants_ids_are_not_found(client: httpx.AsyncClient, fact
     # Their objects are untouched and still theirs.
     still = await client.get(f"/api/v1/users/{their_viewer.id}", headers=theirs.headers)
     assert still.status_code == 200 and still.json()["is_active"] is True
+    device = await client.get(f"/api/v1/devices/{their_device}", headers=theirs.headers)
+    assert device.status_code == 200 and device.json()["device_name"] == "their laptop"
+    agents = (await client.get("/api/v1/agents", headers=theirs.headers)).json()["data"]
+    assert [(a["id"], a["revoked"]) for a in agents] == [(their_agent, False)]
+    tokens = (await client.get("/api/v1/agents/tokens", headers=theirs.headers)).json()["data"]
+    assert [(t["id"], t["revoked_at"]) for t in tokens] == [(their_token["id"], None)]

@@ -44,14 +44,16 @@ def test_admin_create_refuses_weak_passwords_and_never_defaults(tmp_path: Path) 
              {**env, "RONDA_ADMIN_PASSWORD": "a long enough passphrase"})
     assert ok.returncode == 0, ok.stderr
     assert "root" in ok.stdout and "Acme" in ok.stdout
-    again = run(["admin", "create", "--username", "root", "--email", "r@example.com", "--password", "another long passphrase"], env)
+    again = run(
+        ["admin", "create", "--username", "root", "--email", "r@example.com", "--password", "another long pass"], env
+    )
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
 def test_serve_migrates_hints_at_the_first_admin_and_serves(tmp_path: Path) -> None:
     env = fresh_env(tmp_path)
     port = free_port()
-    proc = subprocess.Popen(RONDA + ["serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*RONDA, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 30

@@ -13,8 +13,9 @@ from ronda.auth.authenticator import Authenticator
 from ronda.config import Settings
 from ronda.core.db import create_engine, create_session_factory
 from ronda.core.errors import install_error_handlers
+from ronda.core.events import EventBus
 from ronda.core.logging import configure_logging
-from ronda.core.middleware import CANONICAL, RequestContextMiddleware
+from ronda.core.middleware import CANONICAL, REPORT_PATH, RequestContextMiddleware
 from ronda.core.openapi import install_openapi
 from ronda.core.ratelimit import build_rate_limiter
 from ronda.core.responses import ORJSONResponse
@@ -71,6 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.runtime = runtime
     app.state.sessions = runtime.sessions
     app.state.authenticator = Authenticator(runtime.tokens, runtime.limiter, runtime.sessions)
+    app.state.events = EventBus()
     install_error_handlers(app)
     install_openapi(app)
 
@@ -96,7 +98,12 @@ def create_app(settings: Settings) -> FastAPI:
                 "Retry-After",
             ],
         )
-    app.add_middleware(RequestContextMiddleware, max_body=settings.max_body_bytes, limiter=runtime.limiter)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body=settings.max_body_bytes,
+        limiter=runtime.limiter,
+        large_bodies={REPORT_PATH: settings.max_report_bytes},
+    )
     return app
 
 

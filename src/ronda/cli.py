@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from ronda.agent.cli import agent_app
 from ronda.config import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ admin_app = typer.Typer(help="Administer users and tenants from the server's mac
 audit_app = typer.Typer(help="Inspect the append-only audit log.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
+app.add_typer(agent_app, name="agent")
 console = Console()
 errors = Console(stderr=True)
 

@@ -5,22 +5,23 @@ from ronda.api_keys.models import ApiKey
 from ronda.audit.models import AuditHead, AuditLog
 from ronda.auth.models import AuthSession, RecoveryCode, RefreshToken
 from ronda.core.db import Base
-from ronda.devices.models import Device, DeviceData, DeviceEvaluation, DevicePort
+from ronda.devices.models import Device, DeviceCount, DeviceData, DeviceEvaluation, DevicePort
 from ronda.tenants.models import Tenant
 from ronda.users.models import User
 
 __all__ = [
     "Agent",
-    "EnrollmentToken",
-    "Device",
-    "DeviceData",
-    "DeviceEvaluation",
-    "DevicePort",
     "ApiKey",
     "AuditHead",
     "AuditLog",
     "AuthSession",
     "Base",
+    "Device",
+    "DeviceCount",
+    "DeviceData",
+    "DeviceEvaluation",
+    "DevicePort",
+    "EnrollmentToken",
     "RecoveryCode",
     "RefreshToken",
     "Tenant",

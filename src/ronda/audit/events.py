@@ -30,6 +30,14 @@ EVENTS: dict[str, tuple[str, str]] = {
     "api_key.created": ("API Key Created", "settings"),
     "api_key.revoked": ("API Key Revoked", "settings"),
     "audit.verified": ("Audit Log Verified", "security"),
+    "device.compliance_changed": ("Device Compliance Changed", "compliance"),
+    "agent.token_created": ("Agent Enrolment Token Created", "settings"),
+    "agent.token_revoked": ("Agent Enrolment Token Revoked", "settings"),
+    "agent.enrolled": ("Agent Enrolled", "device_management"),
+    "agent.revoked": ("Agent Revoked", "device_management"),
+    "device.created": ("Device Created", "device_management"),
+    "device.updated": ("Device Updated", "device_management"),
+    "device.deleted": ("Device Deleted", "device_management"),
 }
 CATEGORIES = sorted({category for _, category in EVENTS.values()})
 

@@ -6,25 +6,38 @@ import logging
 from datetime import timedelta
 
 from fastapi import Request
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ronda.agents.models import Agent
 from ronda.api_keys.models import ApiKey
 from ronda.auth.models import AuthSession
 from ronda.core.authz import ADMIN_ROLES, role_permissions
-from ronda.core.db import transaction
+from ronda.core.db import transaction, write_intent
 from ronda.core.errors import AppError
 from ronda.core.middleware import ANONYMOUS_PER_MINUTE, client_ip
 from ronda.core.principal import MFA_SETUP_PATHS, Principal
 from ronda.core.ratelimit import PLAN_QUOTAS, TIERS, Decision, RateLimiter
-from ronda.core.security import Tokens, api_key_digest, looks_like_jwt, same
+from ronda.core.security import Tokens, api_key_digest, looks_like_jwt, same, secret_digest
 from ronda.core.timeutil import utcnow
+from ronda.core.uow import request_session
+from ronda.devices.models import Device
 from ronda.tenants.models import Tenant
 from ronda.users.models import User
 
 log = logging.getLogger("ronda.auth")
 LAST_USED_EVERY = timedelta(seconds=60)
 UNAUTHORIZED = "Invalid or expired credentials"
+AGENT_MARKER = "_agent_"  # agent credentials are <prefix>_agent_<48 hex>
+# The only routes an agent credential may call (enrolment itself needs no credential).
+AGENT_PATHS = frozenset({"/api/v1/devices/report", "/api/v1/agents/heartbeat"})
+# Built once: agents check in at fleet rates, and building a statement costs more than running it.
+AGENT_LOOKUP = (
+    select(Agent, Device, Tenant)
+    .join(Device, Device.id == Agent.device_id)
+    .join(Tenant, Tenant.id == Agent.tenant_id)
+    .where(Agent.credential_hash == bindparam("digest"))
+)
 
 
 def extract_credential(request: Request) -> str | None:
@@ -49,24 +62,57 @@ class Authenticator:
         self.tokens = tokens
         self.limiter = limiter
         self.sessions = sessions
+        self._touching: set[str] = set()  # keys whose last_used_at this process is recording right now
 
     async def authenticate(self, request: Request) -> Principal:
         credential = extract_credential(request)
         if not credential:
             await self._charge_anonymous(request)
             raise AppError(401, "Authentication required", headers={"WWW-Authenticate": "Bearer"})
-        session: AsyncSession = request.state.session
+        session = request_session(request)
         if looks_like_jwt(credential):
             principal = await self._from_token(session, credential)
+        elif AGENT_MARKER in credential:
+            principal = await self._from_agent(session, credential)
         else:
             principal = await self._from_api_key(session, credential)
         if principal is None:
             await self._charge_anonymous(request)
             raise AppError(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+        # Charged before any refusal, so a 403 carries the caller's budget and counts against it too.
+        await self._charge(request, principal)
         if principal.mfa_setup_only and not _mfa_setup_path(request.url.path):
             raise AppError(403, "Two-factor enrolment is required before using the API", code="MFA_SETUP_REQUIRED")
-        await self._charge(request, principal)
+        if principal.kind == "agent" and request.url.path not in AGENT_PATHS:
+            raise AppError(403, "An agent credential may only send reports and heartbeats")
         return principal
+
+    async def _from_agent(self, session: AsyncSession, credential: str) -> Principal | None:
+        """An enrolled agent. Its device and tenant are loaded into the session too: the report and
+        heartbeat routes find them there without another query."""
+        if len(credential) > 120:
+            return None
+        digest = secret_digest(credential)
+        row = (await session.execute(AGENT_LOOKUP, {"digest": digest})).first()
+        if row is None:
+            return None
+        agent, device, tenant = row
+        if not same(agent.credential_hash, digest) or agent.revoked_at is not None or not tenant.is_active:
+            return None
+        keep_loaded(session, agent, device, tenant)
+        return Principal(
+            kind="agent",
+            user_id=device.user_id or "",
+            tenant_id=agent.tenant_id,
+            role="agent",
+            permissions=role_permissions("agent"),
+            agent_id=agent.id,
+            device_id=agent.device_id,
+            rate_key="agent:" + agent.id,
+            rate_tier=rate_tier("agent"),
+            plan=tenant.plan,
+            daily_quota=tenant.daily_quota,
+        )
 
     async def _from_token(self, session: AsyncSession, token: str) -> Principal | None:
         claims = self.tokens.decode(token, "access")
@@ -74,9 +120,7 @@ class Authenticator:
             return None
         row = (
             await session.execute(
-                select(
-                    User, AuthSession.revoked_at, AuthSession.scope, Tenant.plan, Tenant.daily_quota, Tenant.is_active
-                )
+                select(User, AuthSession.revoked_at, AuthSession.scope, Tenant)
                 .join(AuthSession, AuthSession.user_id == User.id)
                 .join(Tenant, Tenant.id == User.tenant_id)
                 .where(User.id == claims.subject, AuthSession.id == claims.session_id)
@@ -84,11 +128,12 @@ class Authenticator:
         ).first()
         if row is None:
             return None
-        user, revoked_at, scope, plan, quota, tenant_active = row
-        if revoked_at is not None or not user.is_active or not tenant_active:
+        user, revoked_at, scope, tenant = row
+        if revoked_at is not None or not user.is_active or not tenant.is_active:
             return None
         if user.tenant_id != claims.tenant_id or scope != claims.scope:
             return None
+        keep_loaded(session, user, tenant)
         return Principal(
             kind="user",
             user_id=user.id,
@@ -101,8 +146,8 @@ class Authenticator:
             token_id=claims.token_id,
             rate_key="user:" + user.id,
             rate_tier=rate_tier(user.role),
-            plan=plan,
-            daily_quota=quota,
+            plan=tenant.plan,
+            daily_quota=tenant.daily_quota,
             mfa_setup_only=claims.scope == "mfa_setup",
         )
 
@@ -128,8 +173,20 @@ class Authenticator:
             return None
         if not user.is_active or not tenant_active:
             return None
+        keep_loaded(session, api_key, user)
         if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_EVERY:
-            await self._touch(api_key.id)
+            if write_intent.get():
+                # A writing request already holds SQLite's write lock: a second transaction would wait on it.
+                await session.execute(update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now))
+            elif api_key.id not in self._touching:  # concurrent requests of one key record it once
+                self._touching.add(api_key.id)
+                try:
+                    # End the request's read first: waiting for a second pooled connection while holding
+                    # one deadlocks once a burst of requests holds the whole pool. Loaded rows stay loaded.
+                    await session.commit()
+                    await self._touch(api_key.id)
+                finally:
+                    self._touching.discard(api_key.id)
         return Principal(
             kind="api_key",
             user_id=user.id,
@@ -175,6 +232,12 @@ class Authenticator:
                 f"Rate limit exceeded ({decision.reason}); retry in {decision.retry_after}s",
                 headers=decision.headers(),
             )
+
+
+def keep_loaded(session: AsyncSession, *rows: object) -> None:
+    """Hold the caller's rows for the request: the identity map is weak, and without this a route's
+    `session.get(User, principal.user_id)` would read again what authentication has just read."""
+    session.info["principal_rows"] = rows
 
 
 def _mfa_setup_path(path: str) -> bool:

@@ -1,5 +1,8 @@
 """Plain-ASGI middleware: prefix aliases, request ids, body limits, rate-limit and security headers.
 
+Agent reports (REPORT_PATH) have their own, larger body limit and may be sent gzip-compressed;
+the decompressed size is held to the same limit, so a gzip bomb is refused with 413 as well.
+
 Written as raw ASGI rather than BaseHTTPMiddleware: it runs on every request, so it stays cheap.
 """
 
@@ -8,6 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+import zlib
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -21,6 +25,7 @@ from ronda.core.responses import ORJSONResponse
 log = logging.getLogger("ronda.access")
 
 CANONICAL = "/api/v1"
+REPORT_PATH = CANONICAL + "/devices/report"
 ALIASES = ("/api/", "/v1/")
 STATIC_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -60,10 +65,14 @@ def client_ip(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body: int, limiter: RateLimiter) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body: int, limiter: RateLimiter, large_bodies: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.limiter = limiter
+        # Paths with their own body limit; only these accept Content-Encoding: gzip.
+        self.large_bodies = dict(large_bodies or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,11 +84,16 @@ class RequestContextMiddleware:
         scope["path"] = canonical_path(scope["path"])
         request_id = b""
         length = -1
+        encoding = b""
         for name, value in scope["headers"]:
             if name == b"x-request-id" and _valid_request_id(value):
                 request_id = value
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else -1
+            elif name == b"content-encoding":
+                encoding = value.strip().lower()
+        limit = self.large_bodies.get(scope["path"], self.max_body)
+        compressed = encoding == b"gzip" and scope["path"] in self.large_bodies
         rid = request_id.decode() if request_id else secrets.token_hex(8)
         token = request_id_var.set(rid)
         state: dict[str, Any] = scope.setdefault("state", {})
@@ -93,21 +107,31 @@ class RequestContextMiddleware:
                 if decision is None:
                     decision = await self.limiter.peek("ip:" + client_ip(scope), ANONYMOUS_PER_MINUTE)
                 headers = list(message.get("headers", []))
+                # A 429 already carries its decision's headers (and Retry-After): send them once.
+                if not any(name == b"x-ratelimit-limit" for name, _ in headers):
+                    headers.extend((k.lower().encode(), v.encode()) for k, v in decision.headers().items())
                 headers.append((b"x-request-id", rid.encode()))
                 headers.extend(STATIC_HEADERS)
-                headers.extend(
-                    (k.lower().encode(), v.encode())
-                    for k, v in decision.headers().items()
-                    if k != "Retry-After" or not decision.allowed
-                )
                 message["headers"] = headers
             await send(message)
 
         try:
-            if length > self.max_body:
-                await self._too_large(send_wrapper)
+            if length > limit:
+                await self._too_large(send_wrapper, limit)
                 return
-            await self.app(scope, self._limited(receive), send_wrapper)
+            if encoding not in (b"", b"identity") and not compressed and scope["path"] in self.large_bodies:
+                body = error_body(415, "Unsupported Content-Encoding; send gzip or identity", "UNSUPPORTED_MEDIA_TYPE")
+                await ORJSONResponse(body, status_code=415)({"type": "http"}, _empty_receive, send_wrapper)
+                return
+            limited = _limited(receive, limit)
+            if compressed:
+                # Downstream sees a plain body of unknown length.
+                scope["headers"] = [
+                    (name, value) for name, value in scope["headers"]
+                    if name not in (b"content-encoding", b"content-length")
+                ]
+                limited = _gunzipped(limited, limit)
+            await self.app(scope, limited, send_wrapper)
         except Exception:
             # Caught here, inside the request's context, so the 500 carries our headers and the
             # log line its request id; the body never says what went wrong.
@@ -132,25 +156,55 @@ class RequestContextMiddleware:
             )
             request_id_var.reset(token)
 
-    def _limited(self, receive: Receive) -> Receive:
-        seen = 0
-        limit = self.max_body
-
-        async def wrapped() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLarge(limit)
-            return message
-
-        return wrapped
-
-    async def _too_large(self, send: Send) -> None:
-        body = error_body(413, f"Request body exceeds {self.max_body} bytes", "PAYLOAD_TOO_LARGE")
+    async def _too_large(self, send: Send, limit: int) -> None:
+        body = error_body(413, f"Request body exceeds {limit} bytes", "PAYLOAD_TOO_LARGE")
         response = ORJSONResponse(body, status_code=413)
         await response({"type": "http"}, _empty_receive, send)
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """Count the bytes as they arrive (a chunked body has no Content-Length to check up front)."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return wrapped
+
+
+def _gunzipped(receive: Receive, limit: int) -> Receive:
+    """Inflate a gzip body chunk by chunk, never holding more than `limit` decompressed bytes."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    produced = 0
+
+    async def wrapped() -> Message:
+        nonlocal produced
+        message = await receive()
+        if message["type"] != "http.request":
+            return message
+        more = bool(message.get("more_body", False))
+        try:
+            out = inflater.decompress(message.get("body", b""), limit + 1 - produced)
+            if inflater.unconsumed_tail:  # stopped at the cap: the whole would exceed the limit
+                raise BodyTooLarge(limit)
+            if not more:
+                out += inflater.flush()
+                if not inflater.eof:
+                    raise HTTPException(400, "Malformed gzip body: the stream is truncated")
+        except zlib.error:
+            raise HTTPException(400, "Malformed gzip body") from None
+        produced += len(out)
+        if produced > limit:
+            raise BodyTooLarge(limit)
+        return {"type": "http.request", "body": out, "more_body": more}
+
+    return wrapped
 
 
 async def _empty_receive() -> Message:

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-OPEN_OPERATIONS = frozenset({"health", "auth_login", "auth_refresh"})
+OPEN_OPERATIONS = frozenset({"health", "auth_login", "auth_refresh", "agents_enroll"})
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "ErrorBody",
     "type": "object",

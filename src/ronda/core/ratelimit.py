@@ -7,8 +7,8 @@ third window. A denied request consumes nothing.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 TIERS: dict[str, tuple[int, int]] = {  # tier -> (per minute, burst per second)
@@ -102,20 +102,22 @@ class MemoryRateLimiter:
         second, minute, day = _windows(now)
         self._sweep(minute)
         s_key, m_key = (key, "s", second), (key, "m", minute)
+        # As in the Redis script, the day window is read and counted only when a quota applies.
+        use_quota = quota if quota_key else None
         d_key = (quota_key or "", "d", day)
         decision = _decide(
             now,
             self._counts.get(s_key, 0),
             self._counts.get(m_key, 0),
-            self._counts.get(d_key, 0) if quota_key else 0,
+            self._counts.get(d_key, 0) if use_quota is not None else 0,
             per_minute,
             burst,
-            quota if quota_key else None,
+            use_quota,
         )
         if decision.allowed:
             self._counts[s_key] = self._counts.get(s_key, 0) + 1
             self._counts[m_key] = self._counts.get(m_key, 0) + 1
-            if quota_key:
+            if use_quota is not None:
                 self._counts[d_key] = self._counts.get(d_key, 0) + 1
         return decision
 

@@ -23,7 +23,8 @@ class Runtime:
     limiter: RateLimiter
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, one hop per request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from ronda.core import events
 from ronda.core.db import write_intent
 from ronda.core.errors import AppError
 
@@ -24,32 +25,52 @@ class UnitOfWorkRoute(APIRoute):
 
         async def handler(request: Request) -> Response:
             token = write_intent.set(request.method not in SAFE_METHODS)
-            session: AsyncSession = request.app.state.sessions()
-            request.state.session = session
+            state = request.state
             try:
                 response = await inner(request)
-                if session.in_transaction():
+                session: AsyncSession | None = getattr(state, "session", None)
+                if session is not None and session.in_transaction():
                     await session.commit()
+                if session is not None:
+                    await events.flush_to(getattr(request.app.state, "events", None), session)
                 return response
             except AppError as exc:
-                if exc.persist and session.in_transaction():
-                    await session.commit()
-                else:
-                    await session.rollback()
+                session = getattr(state, "session", None)
+                if session is not None:
+                    if exc.persist and session.in_transaction():
+                        await session.commit()
+                        await events.flush_to(getattr(request.app.state, "events", None), session)
+                    else:
+                        events.discard(session)
+                        await session.rollback()
                 raise
             except BaseException:
-                await session.rollback()
+                session = getattr(state, "session", None)
+                if session is not None:
+                    events.discard(session)
+                    await session.rollback()
                 raise
             finally:
-                await session.close()
+                session = getattr(state, "session", None)
+                if session is not None:
+                    await session.close()
                 write_intent.reset(token)
 
         return handler
 
 
-def get_session(request: Request) -> AsyncSession:
-    session: Any = request.state.session
-    return session  # type: ignore[no-any-return]
+def request_session(request: Request) -> AsyncSession:
+    """The request's session, opened on first use: a route that never reads the database pays nothing."""
+    session: AsyncSession | None = getattr(request.state, "session", None)
+    if session is None:
+        session = request.app.state.sessions()
+        request.state.session = session
+    return session
+
+
+async def get_session(request: Request) -> AsyncSession:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, one hop per request.
+    return request_session(request)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -3,12 +3,62 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    Computed,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    and_,
+    case,
+    column,
+    func,
+    literal,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Mapped, deferred, mapped_column
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ColumnClause
 
 from ronda.core.db import Base
 from ronda.core.ids import new_id
 from ronda.core.timeutil import utcnow
+
+
+def ip_sort_key(dialect: str, ip: ColumnElement[str] | ColumnClause[str]) -> ColumnElement[str]:
+    """How `sort=ip` orders: IPv4 in numeric order ("4" + zero-padded octets, so 10.0.0.9 comes before
+    10.0.0.10), everything else (IPv6) as text after it ("6" + address); NULL without an address."""
+    if dialect == "postgresql":
+        octets = [func.lpad(func.split_part(ip, ".", n), 3, "0") for n in range(1, 5)]
+        pg_v4 = ip.op("~")(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
+        return case((pg_v4, literal("4") + octets[0] + octets[1] + octets[2] + octets[3]),
+                    else_=literal("6") + ip)
+    rest = ip + "."
+    parts = []
+    for _ in range(4):
+        dot = func.instr(rest, ".")
+        parts.append(func.substr(rest, 1, dot - 1))
+        rest = func.substr(rest, dot + 1)
+    is_v4: ColumnElement[bool] = and_(ip.op("GLOB")("[0-9]*.[0-9]*.[0-9]*.[0-9]*"), func.instr(ip, ":") == 0)
+    return case((is_v4, literal("4") + func.printf("%03d%03d%03d%03d", *parts)), else_=literal("6") + ip)
+
+
+class IpSortKey(ColumnElement[str]):
+    """ip_sort_key() of the `ip` column, rendered for the dialect at hand (the generated column's SQL)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(IpSortKey)
+def _ip_sort_key_sql(element: IpSortKey, compiler: SQLCompiler, **kw: Any) -> str:
+    expression = ip_sort_key(compiler.dialect.name, column("ip", String()))
+    return str(compiler.process(expression, **{**kw, "literal_binds": True}))
 
 
 class Device(Base):
@@ -19,8 +69,10 @@ class Device(Base):
         Index("ix_devices_tenant_serial", "tenant_id", "serial_number"),
         Index("ix_devices_tenant_mac", "tenant_id", "mac"),
         Index("ix_devices_tenant_site_hostname", "tenant_id", "site_id", "hostname"),
-        Index("ix_devices_tenant_last_seen", "tenant_id", "last_seen"),
+        # The default order (-last_seen, then id) walks this index, and deep pages skip inside it.
+        Index("ix_devices_tenant_last_seen_id", "tenant_id", "last_seen", "id"),
         Index("ix_devices_tenant_ip", "tenant_id", "ip"),
+        Index("ix_devices_tenant_ip_key", "tenant_id", "ip_key", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("dev"))
@@ -35,6 +87,11 @@ class Device(Base):
     os_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
     os_guess: Mapped[str | None] = mapped_column(String(200), nullable=True)
     ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    # sort=ip's key, computed by the database from `ip` (never written, not loaded with the device).
+    # Stored: PostgreSQL indexes only stored generated columns (migration 0003 adds it as virtual on SQLite).
+    ip_key: Mapped[str | None] = deferred(
+        mapped_column(String(), Computed(IpSortKey(), persisted=True), nullable=True)
+    )
     mac: Mapped[str | None] = mapped_column(String(17), nullable=True)
     vendor: Mapped[str | None] = mapped_column(String(200), nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -105,3 +162,16 @@ class DeviceEvaluation(Base):
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
     checks: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     evaluated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeviceCount(Base):
+    """How many devices each tenant has: the exact `meta.total` of the unfiltered list, read by key.
+
+    Kept by triggers on `devices` (migration 0003), in the transaction of every insert and delete
+    whatever writes it (reports, enrolment, manual entry, bulk loads), so it is exact across processes.
+    """
+
+    __tablename__ = "device_counts"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)

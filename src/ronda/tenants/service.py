@@ -21,6 +21,8 @@ from ronda.core.errors import AppError, not_found
 from ronda.core.pagination import ListParams, Page, csv_response, fetch_page
 from ronda.core.principal import Principal
 from ronda.core.runtime import Runtime
+from ronda.core.timeutil import utcnow
+from ronda.devices import posture
 from ronda.tenants import repository
 from ronda.tenants.models import DEFAULT_COMPLIANCE_POLICY, Tenant
 from ronda.tenants.schemas import (
@@ -109,6 +111,10 @@ async def _apply(
             await session.flush()
         except IntegrityError as exc:  # a concurrent rename took the name
             raise AppError(409, "A tenant with that name already exists") from exc
+        if "compliance_policy" in changes:
+            # Every evaluated device is re-judged under the new policy, in this transaction.
+            await posture.reevaluate_tenant(session, tenant.id, posture.Policy.of(tenant.compliance_policy), actor,
+                                            utcnow())
     return tenant_read(tenant)
 
 
