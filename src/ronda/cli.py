@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 from typing import Annotated
 
@@ -67,10 +68,11 @@ def serve(
         errors.print("[yellow]note:[/] several workers without RONDA_REDIS_URL keep separate rate-limit budgets")
     upgrade(settings.resolved_database_url)
     if asyncio.run(count_users(settings)) == 0:
+        exe = "ronda" if shutil.which("ronda") else os.path.relpath(sys.argv[0])
         console.print(
-            "[bold]No users yet.[/] Create the first admin with:\n"
-            '  ronda admin create --username admin --email admin@example.com --tenant "My Company" '
-            "--role super_admin"
+            f"[bold]No users yet.[/] Create the first admin with:\n  {exe} admin create --username admin "
+            '--email admin@example.com --tenant "My Company" --role super_admin',
+            soft_wrap=True,
         )
     console.print(f"Ronda serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(
