@@ -68,7 +68,8 @@ def serve(
         errors.print("[yellow]note:[/] several workers without RONDA_REDIS_URL keep separate rate-limit budgets")
     upgrade(settings.resolved_database_url)
     if asyncio.run(count_users(settings)) == 0:
-        exe = "ronda" if shutil.which("ronda") else os.path.relpath(sys.argv[0])
+        launched = sys.argv[0]
+        exe = "ronda" if shutil.which("ronda") or launched.endswith(".py") else os.path.relpath(launched)
         console.print(
             f"[bold]No users yet.[/] Create the first admin with:\n  {exe} admin create --username admin "
             '--email admin@example.com --tenant "My Company" --role super_admin',
