@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from fastapi import Request
@@ -18,7 +19,7 @@ from ronda.core.errors import AppError
 from ronda.core.middleware import ANONYMOUS_PER_MINUTE, client_ip
 from ronda.core.principal import MFA_SETUP_PATHS, Principal
 from ronda.core.ratelimit import PLAN_QUOTAS, TIERS, Decision, RateLimiter
-from ronda.core.security import Tokens, api_key_digest, looks_like_jwt, same, secret_digest
+from ronda.core.security import TokenClaims, Tokens, api_key_digest, looks_like_jwt, same, secret_digest
 from ronda.core.timeutil import utcnow
 from ronda.core.uow import request_session
 from ronda.devices.models import Device
@@ -31,13 +32,27 @@ UNAUTHORIZED = "Invalid or expired credentials"
 AGENT_MARKER = "_agent_"  # agent credentials are <prefix>_agent_<48 hex>
 # The only routes an agent credential may call (enrolment itself needs no credential).
 AGENT_PATHS = frozenset({"/api/v1/devices/report", "/api/v1/agents/heartbeat"})
-# Built once: agents check in at fleet rates, and building a statement costs more than running it.
+# The look-ups are built once: every authenticated request runs one, and building (and cache-keying)
+# a statement costs more than running it.
 AGENT_LOOKUP = (
     select(Agent, Device, Tenant)
     .join(Device, Device.id == Agent.device_id)
     .join(Tenant, Tenant.id == Agent.tenant_id)
     .where(Agent.credential_hash == bindparam("digest"))
 )
+TOKEN_LOOKUP = (
+    select(User, AuthSession.revoked_at, AuthSession.scope, Tenant)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .join(Tenant, Tenant.id == User.tenant_id)
+    .where(User.id == bindparam("user_id"), AuthSession.id == bindparam("session_id"))
+)
+API_KEY_LOOKUP = (
+    select(ApiKey, User, Tenant.plan, Tenant.daily_quota, Tenant.is_active)
+    .join(User, User.id == ApiKey.user_id)
+    .join(Tenant, Tenant.id == ApiKey.tenant_id)
+    .where(ApiKey.key_hash == bindparam("digest"))
+)
+VERIFIED_TOKENS = 4096  # signatures remembered (see Authenticator._claims)
 
 
 def extract_credential(request: Request) -> str | None:
@@ -63,6 +78,7 @@ class Authenticator:
         self.limiter = limiter
         self.sessions = sessions
         self._touching: set[str] = set()  # keys whose last_used_at this process is recording right now
+        self._verified: dict[str, TokenClaims] = {}
 
     async def authenticate(self, request: Request) -> Principal:
         credential = extract_credential(request)
@@ -114,17 +130,29 @@ class Authenticator:
             daily_quota=tenant.daily_quota,
         )
 
+    def _claims(self, token: str) -> TokenClaims | None:
+        """The access token's claims. A token's signature and claims never change, so a verified one
+        is remembered (bounded, oldest forgotten first) and only its expiry is checked again; whether
+        its session is still valid is read from the database on every request."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self.tokens.decode(token, "access")
+            if claims is None:
+                return None
+            if len(self._verified) >= VERIFIED_TOKENS:
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = claims
+        elif claims.expires_at <= time.time():
+            del self._verified[token]
+            return None
+        return claims
+
     async def _from_token(self, session: AsyncSession, token: str) -> Principal | None:
-        claims = self.tokens.decode(token, "access")
+        claims = self._claims(token)
         if claims is None:
             return None
         row = (
-            await session.execute(
-                select(User, AuthSession.revoked_at, AuthSession.scope, Tenant)
-                .join(AuthSession, AuthSession.user_id == User.id)
-                .join(Tenant, Tenant.id == User.tenant_id)
-                .where(User.id == claims.subject, AuthSession.id == claims.session_id)
-            )
+            await session.execute(TOKEN_LOOKUP, {"user_id": claims.subject, "session_id": claims.session_id})
         ).first()
         if row is None:
             return None
@@ -155,14 +183,7 @@ class Authenticator:
         if len(key) > 100 or "_live_" not in key:
             return None
         digest = api_key_digest(key)
-        row = (
-            await session.execute(
-                select(ApiKey, User, Tenant.plan, Tenant.daily_quota, Tenant.is_active)
-                .join(User, User.id == ApiKey.user_id)
-                .join(Tenant, Tenant.id == ApiKey.tenant_id)
-                .where(ApiKey.key_hash == digest)
-            )
-        ).first()
+        row = (await session.execute(API_KEY_LOOKUP, {"digest": digest})).first()
         if row is None:
             return None
         api_key, user, plan, quota, tenant_active = row

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from ronda.core import sqlite
 from ronda.core.timeutil import as_utc
 
 NAMING = {
@@ -50,29 +51,41 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
 
 
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write transaction
+SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL")
+
+
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        # SQLAlchemy's aiosqlite dialect over core/sqlite.py's connections (one thread each, used
+        # only for what may wait), with the engine's own write gate.
+        engine = create_async_engine(url, echo=echo, module=sqlite.dbapi(SQLITE_BUSY_TIMEOUT, SQLITE_PRAGMAS),
+                                     pool_size=32, max_overflow=32, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # No pre-ping (a round trip per checkout): a connection that died since its last use fails its
+    # request with 503 (core/errors.py), and SQLAlchemy replaces the pool's connections.
+    engine = create_async_engine(url, echo=echo, pool_size=20, max_overflow=20)
+    _configure_postgresql(engine)
+    return engine
+
+
+def _configure_postgresql(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _on_connect(dialect: Dialect, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        # asyncpg reports an unreachable server as OSError (refused, no route) or TimeoutError; as the
+        # driver's OperationalError it reaches the error handlers as a database error like any other.
+        try:
+            return dialect.loaded_dbapi.connect(*cargs, **cparams)
+        except (OSError, TimeoutError) as exc:
+            raise dialect.loaded_dbapi.OperationalError(f"cannot connect to the database: {exc}") from exc
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Take transaction control from the driver so we can choose BEGIN IMMEDIATE.
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() else "BEGIN")
+        driver: sqlite.Connection = conn.connection.driver_connection
+        driver.begin(immediate=write_intent.get())
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -109,8 +111,40 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(500, "Internal server error")
 
 
+# SQLite result codes that mean the database cannot be used right now, rather than a faulty statement
+# (which is SQLITE_ERROR, like a constraint is SQLITE_CONSTRAINT): busy or locked past the busy
+# timeout, I/O error, corrupt, full, cannot open, locking protocol, read-only, not a database.
+SQLITE_UNAVAILABLE = frozenset({5, 6, 8, 10, 11, 13, 14, 15, 26})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when a database error says the database is unreachable or unusable (a 503), not that a
+    statement was wrong (a 500)."""
+    if isinstance(exc, SQLAlchemyTimeoutError):  # no pooled connection came free in time
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:  # the connection died under the statement
+        return True
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF in SQLITE_UNAVAILABLE
+    # PostgreSQL: connecting failed (core/db.py turns that into OperationalError) or the driver
+    # lost the connection.
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    if database_unavailable(exc):
+        log.warning("database unavailable: %s", type(exc).__name__, extra={"path": request.url.path})
+        return error_response(503, "Database unavailable", "SERVICE_UNAVAILABLE")
+    return await _unexpected(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(SQLAlchemyTimeoutError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

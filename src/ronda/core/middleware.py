@@ -9,9 +9,10 @@ Written as raw ASGI rather than BaseHTTPMiddleware: it runs on every request, so
 from __future__ import annotations
 
 import logging
-import secrets
+import random
 import time
 import zlib
+from functools import lru_cache
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -94,7 +95,8 @@ class RequestContextMiddleware:
                 encoding = value.strip().lower()
         limit = self.large_bodies.get(scope["path"], self.max_body)
         compressed = encoding == b"gzip" and scope["path"] in self.large_bodies
-        rid = request_id.decode() if request_id else secrets.token_hex(8)
+        # 16 hex digits, as before; random's generator (reseeded in forked workers) needs no system call.
+        rid = request_id.decode() if request_id else f"{random.getrandbits(64):016x}"
         token = request_id_var.set(rid)
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = rid
@@ -109,7 +111,7 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers", []))
                 # A 429 already carries its decision's headers (and Retry-After): send them once.
                 if not any(name == b"x-ratelimit-limit" for name, _ in headers):
-                    headers.extend((k.lower().encode(), v.encode()) for k, v in decision.headers().items())
+                    headers.extend(_rate_headers(decision))
                 headers.append((b"x-request-id", rid.encode()))
                 headers.extend(STATIC_HEADERS)
                 message["headers"] = headers
@@ -141,25 +143,32 @@ class RequestContextMiddleware:
             response = ORJSONResponse(error_body(500, "Internal server error", "INTERNAL_ERROR"), status_code=500)
             await response({"type": "http"}, _empty_receive, send_wrapper)
         finally:
-            log.info(
-                "%s %s %s %.1fms",
-                scope["method"],
-                scope["path"],
-                status_holder[0],
-                (time.perf_counter() - started) * 1000,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status_holder[0],
-                    "client": client_ip(scope),
-                },
-            )
+            if log.isEnabledFor(logging.INFO):  # the access line is built only when it is written
+                log.info(
+                    "%s %s %s %.1fms",
+                    scope["method"],
+                    scope["path"],
+                    status_holder[0],
+                    (time.perf_counter() - started) * 1000,
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status_holder[0],
+                        "client": client_ip(scope),
+                    },
+                )
             request_id_var.reset(token)
 
     async def _too_large(self, send: Send, limit: int) -> None:
         body = error_body(413, f"Request body exceeds {limit} bytes", "PAYLOAD_TOO_LARGE")
         response = ORJSONResponse(body, status_code=413)
         await response({"type": "http"}, _empty_receive, send)
+
+
+@lru_cache(maxsize=1024)
+def _rate_headers(decision: Decision) -> tuple[tuple[bytes, bytes], ...]:
+    # Decisions repeat (the same budget left within a window, and always with limits off).
+    return tuple((name.lower().encode(), value.encode()) for name, value in decision.headers().items())
 
 
 def _limited(receive: Receive, limit: int) -> Receive:

@@ -47,10 +47,11 @@ class Authenticator(Protocol):
 
 async def get_principal(request: Request) -> Principal:
     """Resolve the caller once per request; the authenticator is installed by create_app."""
-    cached: Principal | None = getattr(request.state, "principal", None)
+    state: dict[str, object] = request.scope.setdefault("state", {})  # what request.state wraps
+    cached = state.get("principal")
     if cached is not None:
-        return cached
-    authenticator: Authenticator = request.app.state.authenticator
+        return cached  # type: ignore[return-value]
+    authenticator: Authenticator = request.scope["app"].state.authenticator
     principal = await authenticator.authenticate(request)
-    request.state.principal = principal
+    state["principal"] = principal
     return principal

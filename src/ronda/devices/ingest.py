@@ -93,7 +93,9 @@ def payloads_of(body: ReportBody) -> dict[str, dict[str, Any]]:
     return out
 
 
+@lru_cache(maxsize=8192)
 def _address(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # Cached: every check-in of a device names the same few addresses, several times over.
     if not text:
         return None
     try:
@@ -194,51 +196,51 @@ def _latest_statement(tenant_id: str) -> Select[Any]:
 
 @lru_cache(maxsize=4096)
 def _confirm_statement(tenant_id: str) -> Update:
-    return (
-        scoped(update(DeviceData), DeviceData, tenant_id)
-        .where(DeviceData.id.in_(bindparam("row_ids", expanding=True)))
-        .values(last_seen_at=bindparam("now"))
-        .execution_options(synchronize_session=False)
-    )
+    # One row per parameter set, by primary key: with `id IN (...)` SQLite's planner (no statistics)
+    # prefers the tenant_id index and walks every data row of the tenant.
+    table = DeviceData.__table__
+    return scoped(update(table), DeviceData, tenant_id).where(table.c.id == bindparam("row_id")).values(
+        last_seen_at=bindparam("now"))
+
+
+# The statements below touch no loaded object's state, so they run on the session's connection
+# (Core): the ORM's per-statement work (bulk-update bookkeeping, ORM result set-up) is skipped.
 
 
 async def latest_digests(session: AsyncSession, tenant_id: str, device_id: str) -> dict[str, tuple[str, str]]:
     """data_type -> (row id, digest) of the device's newest version of each kind of data."""
-    rows = await session.execute(_latest_statement(tenant_id), {"device_id": device_id})
+    connection = await session.connection()
+    rows = await connection.execute(_latest_statement(tenant_id), {"device_id": device_id})
     return {data_type: (row_id, value) for row_id, data_type, value in rows.all()}
 
 
 async def confirm_data(session: AsyncSession, tenant_id: str, row_ids: list[str], now: datetime) -> None:
-    await session.execute(_confirm_statement(tenant_id), {"row_ids": row_ids, "now": now})
+    connection = await session.connection()
+    await connection.execute(_confirm_statement(tenant_id), [{"row_id": row_id, "now": now} for row_id in row_ids])
 
 
 @lru_cache(maxsize=4096)
 def _touch_device_statement(tenant_id: str) -> Update:
-    return (
-        scoped(update(Device), Device, tenant_id)
-        .where(Device.id == bindparam("device_id"))
-        .values(last_seen=bindparam("now"), last_report_at=bindparam("now"), evaluated_at=bindparam("now"))
-        .execution_options(synchronize_session=False)
-    )
+    table = Device.__table__
+    return scoped(update(table), Device, tenant_id).where(table.c.id == bindparam("device_id")).values(
+        last_seen=bindparam("now"), last_report_at=bindparam("now"), evaluated_at=bindparam("now"))
 
 
 @lru_cache(maxsize=4096)
 def _touch_agent_statement(tenant_id: str) -> Update:
-    return (
-        scoped(update(Agent), Agent, tenant_id)
-        .where(Agent.id == bindparam("agent_id"))
-        .values(last_report_at=bindparam("now"), last_heartbeat_at=bindparam("now"))
-        .execution_options(synchronize_session=False)
-    )
+    table = Agent.__table__
+    return scoped(update(table), Agent, tenant_id).where(table.c.id == bindparam("agent_id")).values(
+        last_report_at=bindparam("now"), last_heartbeat_at=bindparam("now"))
 
 
 async def _touch(session: AsyncSession, device: Device, agent: Agent | None, now: datetime) -> None:
     """Record an unchanged check-in: the device (and its agent) were seen and reported now."""
-    await session.execute(_touch_device_statement(device.tenant_id), {"device_id": device.id, "now": now})
+    connection = await session.connection()
+    await connection.execute(_touch_device_statement(device.tenant_id), {"device_id": device.id, "now": now})
     for name in ("last_seen", "last_report_at", "evaluated_at"):
         set_committed_value(device, name, now)  # the loaded object agrees, without a second UPDATE
     if agent is not None:
-        await session.execute(_touch_agent_statement(agent.tenant_id), {"agent_id": agent.id, "now": now})
+        await connection.execute(_touch_agent_statement(agent.tenant_id), {"agent_id": agent.id, "now": now})
         for name in ("last_report_at", "last_heartbeat_at"):
             set_committed_value(agent, name, now)
 

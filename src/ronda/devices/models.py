@@ -69,16 +69,24 @@ class Device(Base):
         Index("ix_devices_tenant_serial", "tenant_id", "serial_number"),
         Index("ix_devices_tenant_mac", "tenant_id", "mac"),
         Index("ix_devices_tenant_site_hostname", "tenant_id", "site_id", "hostname"),
-        # The default order (-last_seen, then id) walks this index, and deep pages skip inside it.
-        Index("ix_devices_tenant_last_seen_id", "tenant_id", "last_seen", "id"),
+        # The default order (-last_seen, then id) walks this index, deep pages skip inside it, and
+        # the is_online and managed filters (and their counts) read what decides them from it alone.
+        Index("ix_devices_tenant_last_seen_state", "tenant_id", "last_seen", "id", "managed", "is_online"),
         Index("ix_devices_tenant_ip", "tenant_id", "ip"),
         Index("ix_devices_tenant_ip_key", "tenant_id", "ip_key", "id"),
+        # The compliance_status and device_type filters, so their counts read an index instead of
+        # every device of the tenant (the last report's age decides a stale status).
+        Index("ix_devices_tenant_status", "tenant_id", "compliance_status", "last_report_at"),
+        Index("ix_devices_tenant_type", "tenant_id", "device_type"),
+        # A user's devices (the user role's list, my-devices, user_id=) newest first, without walking the
+        # tenant's; its leading user_id also serves the owner's ON DELETE SET NULL.
+        Index("ix_devices_user_tenant_last_seen", "user_id", "tenant_id", "last_seen", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("dev"))
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     site_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     device_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     hostname: Mapped[str | None] = mapped_column(String(255), nullable=True)
     serial_number: Mapped[str | None] = mapped_column(String(100), nullable=True)

@@ -8,6 +8,7 @@ naming the field); everything else inside a section is kept as the agent sent it
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -40,6 +41,13 @@ def _optional_ip(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValueError("must be an IP address")
+    return _normal_ip(value)
+
+
+@lru_cache(maxsize=8192)
+def _normal_ip(value: str) -> str:
+    # Cached: a device reports the same addresses at every check-in, and parsing one costs more than
+    # the rest of its interface's validation. (A ValueError is not cached.)
     try:
         return str(ipaddress.ip_interface(value.strip()).ip)
     except ValueError:

@@ -5,10 +5,31 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, get_args
 
-from sqlalchemy import ColumnElement, Row, Select, and_, case, cast, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Numeric,
+    Select,
+    String,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    type_coerce,
+)
 from sqlalchemy import delete as sa_delete
+from sqlalchemy.dialects.postgresql import JSON as JSON_PG
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -19,7 +40,13 @@ from ronda.core.principal import Principal
 from ronda.core.tenancy import scoped
 from ronda.devices import posture
 from ronda.devices.models import Device, DeviceCount, DeviceData, DeviceEvaluation, DevicePort
-from ronda.devices.schemas import normalize_hostname, normalize_mac, normalize_serial
+from ronda.devices.schemas import (
+    CheckResult,
+    ComplianceStatus,
+    normalize_hostname,
+    normalize_mac,
+    normalize_serial,
+)
 
 MATCH_CANDIDATES = 20
 
@@ -90,14 +117,115 @@ async def find_match(
 
 SEARCH_COLUMNS = (Device.device_name, Device.hostname, Device.serial_number, Device.ip, Device.mac, Device.vendor)
 NOT_NULL_SORTS: dict[str, Any] = {"last_seen": Device.last_seen, "compliance_status": Device.compliance_status}
-# What a list row reads: every column of the device's API view and what decides is_online and the status.
-ROW_COLUMNS = (
-    Device.id, Device.tenant_id, Device.device_name, Device.hostname, Device.serial_number, Device.device_type,
-    Device.os_type, Device.os_version, Device.os_guess, Device.ip, Device.mac, Device.vendor, Device.managed,
-    Device.is_online, Device.first_seen, Device.last_seen, Device.site_id, Device.user_id, Device.tags, Device.note,
-    Device.open_ports, Device.sources, Device.compliance_status, Device.compliance_score, Device.compliance_checks,
-    Device.evaluated_at, Device.last_report_at,
-)
+
+
+
+# --- the list's JSON, rendered by the database -------------------------------------------------
+#
+# A list page is the devices' API view (schemas.DeviceRead, as service.to_read() builds it) rendered
+# to JSON by the database, one object per row: the server then only joins 100 strings, where
+# building and encoding 100 Python objects of 25 fields cost most of a request. The rules are the
+# same as to_read()'s (tests/devices/test_inventory_list.py compares the two for edge cases on both
+# databases): is_online and the effective compliance status come from the SQL forms of their rules
+# below, timestamps read as iso() writes them, a score as a float, the JSON columns as stored.
+
+ONLINE_SINCE = bindparam("online_since", type_=Device.last_seen.type)
+STALE_BEFORE = bindparam("stale_before", type_=Device.last_report_at.type)
+STATUSES: tuple[str, ...] = get_args(ComplianceStatus)
+RESULTS: tuple[str, ...] = get_args(CheckResult)
+
+
+def _sql(text: str) -> ColumnElement[str]:
+    """A constant of this module as an SQL string literal (part of the statement, not a parameter)."""
+    return literal_column("'" + text.replace("'", "''") + "'", String())
+
+
+def online_sql(since: Any) -> ColumnElement[bool]:
+    """service.effective_online() in SQL: a managed device is online while last seen at or after
+    `since` (now - offline_after); any other device carries the state its last scan stored."""
+    return or_(
+        and_(Device.managed.is_(True), Device.last_seen >= since),
+        and_(Device.managed.is_(False), Device.is_online.is_(True)),
+    )
+
+
+def status_sql(stale_before: Any) -> ColumnElement[str]:
+    """posture.effective_status() in SQL, read as service.compliance_of() shows it."""
+    return case(
+        (Device.last_report_at < stale_before, _sql("unknown")),
+        (Device.compliance_status.in_([_sql(status) for status in STATUSES]), Device.compliance_status),
+        else_=_sql("unknown"),
+    )
+
+
+def _iso_time(dialect: str, column: Any) -> ColumnElement[str]:
+    """timeutil.iso(): 2026-01-04T10:30:00.123456Z, without the fraction when it is zero; NULL stays NULL."""
+    if dialect == "postgresql":
+        text = func.to_char(func.timezone(_sql("UTC"), column), _sql('YYYY-MM-DD"T"HH24:MI:SS.US'), type_=String)
+    else:  # SQLite keeps UTC as the text SQLAlchemy writes: "2026-01-04 10:30:00.123456"
+        text = func.replace(type_coerce(column, String()), _sql(" "), _sql("T"), type_=String)
+    return func.replace(text, _sql(".000000"), _sql(""), type_=String) + _sql("Z")
+
+
+# SQLite: a value is embedded as JSON (not as a string) only while it carries the JSON subtype,
+# which CASE and subqueries do not pass on: every JSON value is therefore wrapped in json() last.
+
+
+def _json_bool(dialect: str, condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    if dialect == "postgresql":
+        return case((condition, true()), else_=false())
+    return func.json(case((condition, _sql("true")), else_=_sql("false")))
+
+
+def _json_array(dialect: str, column: Any) -> ColumnElement[Any]:
+    """The stored JSON array as it is; [] for NULL or anything that is not an array."""
+    if dialect == "postgresql":
+        return case((func.json_typeof(column) == _sql("array"), column), else_=cast(_sql("[]"), JSON_PG))
+    return func.json(case((func.json_type(column) == _sql("array"), column), else_=_sql("[]")))
+
+
+def _json_object(dialect: str, column: Any) -> ColumnElement[Any]:
+    """The stored JSON object as it is; {} for NULL or anything that is not an object."""
+    if dialect == "postgresql":
+        return case((func.json_typeof(column) == _sql("object"), column), else_=cast(_sql("{}"), JSON_PG))
+    return func.json(case((func.json_type(column) == _sql("object"), column), else_=_sql("{}")))
+
+
+def _json_score(dialect: str, column: Any) -> ColumnElement[Any]:
+    """A float, as Python writes it: 100.0, not 100."""
+    if dialect == "postgresql":
+        return case((column == func.trunc(column), func.to_json(cast(column, Numeric(20, 1)))),
+                    else_=func.to_json(column))
+    stored: ColumnElement[Any] = column  # SQLite writes REAL as 100.0 already
+    return stored
+
+
+def device_json(dialect: str) -> ColumnElement[str]:
+    """One device as the text of its DeviceRead JSON object, device_data left out (the caller adds it)
+    and compliance.checks as stored (the caller drops results other than pass, fail and unknown: see
+    service.list_devices; filtering them here would cost more than the rest of the row).
+    Binds ONLINE_SINCE and STALE_BEFORE."""
+    build = func.json_build_object if dialect == "postgresql" else func.json_object
+    compliance = build(
+        _sql("status"), status_sql(STALE_BEFORE),
+        _sql("score"), _json_score(dialect, Device.compliance_score),
+        _sql("checks"), _json_object(dialect, Device.compliance_checks),
+        _sql("evaluated_at"), _iso_time(dialect, Device.evaluated_at),
+    )
+    fields: list[tuple[str, Any]] = [
+        ("id", Device.id), ("tenant_id", Device.tenant_id), ("device_name", Device.device_name),
+        ("hostname", Device.hostname), ("serial_number", Device.serial_number),
+        ("device_type", func.coalesce(func.nullif(Device.device_type, _sql("")), _sql("unknown"))),
+        ("os_type", Device.os_type), ("os_version", Device.os_version), ("os_guess", Device.os_guess),
+        ("ip", Device.ip), ("mac", Device.mac), ("vendor", Device.vendor),
+        ("is_online", _json_bool(dialect, online_sql(ONLINE_SINCE))),
+        ("first_seen", _iso_time(dialect, Device.first_seen)), ("last_seen", _iso_time(dialect, Device.last_seen)),
+        ("site_id", Device.site_id), ("user_id", Device.user_id), ("tags", _json_array(dialect, Device.tags)),
+        ("note", Device.note), ("open_ports", _json_array(dialect, Device.open_ports)),
+        ("sources", _json_array(dialect, Device.sources)),
+        ("managed", _json_bool(dialect, Device.managed.is_(True))), ("compliance", compliance),
+    ]
+    return cast(build(*[part for name, value in fields for part in (_sql(name), value)]), Text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +319,7 @@ def list_statement(
 
 def _sort(statement: Select[Any], sort: str) -> Select[Any]:
     """Sort; a column that is never NULL skips NULLS LAST so PostgreSQL can walk its index
-    (tenant_id, last_seen, id) instead of sorting the whole tenant for every page."""
+    (tenant_id, last_seen, id, ...) instead of sorting the whole tenant for every page."""
     column = NOT_NULL_SORTS.get(sort.lstrip("-"))
     if column is None:
         return apply_sort(statement, sort, sort_fields(), (Device.id,))
@@ -200,33 +328,68 @@ def _sort(statement: Select[Any], sort: str) -> Select[Any]:
     return statement.order_by(column.asc(), Device.id.asc())
 
 
+def whole_tenant(principal: Principal, params: ListParams, filters: DeviceFilters) -> bool:
+    """The list is every device of the caller's tenant: no filter, no search, not a `user` (who sees its own)."""
+    return principal.role != "user" and not params.search and not filters.narrows()
+
+
+@lru_cache(maxsize=4096)
+def _kept_count_statement(tenant_id: str) -> Select[Any]:
+    return scoped(select(DeviceCount.total), DeviceCount, tenant_id)
+
+
 async def count(
     session: AsyncSession, principal: Principal, params: ListParams, filters: DeviceFilters, dialect: str
 ) -> int:
     """The exact number of devices the list holds. The whole tenant's list reads the count the
     database keeps (device_counts, one row by key); a narrowed list counts its rows."""
-    if principal.role != "user" and not params.search and not filters.narrows():
-        kept = await session.scalar(scoped(select(DeviceCount.total), DeviceCount, principal))
+    connection = await session.connection()
+    if whole_tenant(principal, params, filters):
+        kept = (await connection.execute(_kept_count_statement(principal.tenant_id))).scalar()
         if kept is not None:
             return int(kept)
     statement = _filtered(select(func.count()).select_from(Device), principal, params, filters, dialect)
-    return int(await session.scalar(statement) or 0)
+    return int((await connection.execute(statement)).scalar() or 0)
 
 
-async def page_rows(
-    session: AsyncSession, principal: Principal, params: ListParams, filters: DeviceFilters, dialect: str,
-    *, default_sort: str = "-last_seen",
-) -> Sequence[Row[Any]]:
-    """One page of list rows (ROW_COLUMNS), without ORM objects. The page's ids are found first, in
-    the sort index alone, then only those rows are read: a deep page skips index entries, not rows."""
+PAGE = {"page_offset": bindparam("page_offset", type_=Integer), "page_limit": bindparam("page_limit", type_=Integer)}
+
+
+def _page_of(ids: Select[Any], tenant_id: str, sort: str, dialect: str) -> Select[Any]:
+    """(id, device JSON, stored checks) of one page of `ids`, in `sort` order. The page's ids are found
+    first, in the sort index alone, then only those rows are read: a deep page skips index entries."""
+    page = _sort(ids, sort).offset(PAGE["page_offset"]).limit(PAGE["page_limit"]).subquery("page")
+    rows: Select[Any] = select(  # type: ignore[assignment]
+        Device.id, device_json(dialect), cast(Device.compliance_checks, Text)
+    ).join(page, page.c.id == Device.id)
+    return _sort(scoped(rows, Device, tenant_id), sort)
+
+
+@lru_cache(maxsize=4096)
+def _tenant_page_statement(tenant_id: str, sort: str, dialect: str) -> Select[Any]:
+    """The whole tenant's page in one order: built once (building costs more than running it), and the
+    same statement object each time lets SQLAlchemy reuse its result metadata as is."""
+    return _page_of(scoped(select(Device.id), Device, tenant_id), tenant_id, sort, dialect)
+
+
+async def page_json(
+    session: AsyncSession, principal: Principal, params: ListParams, filters: DeviceFilters, dialect: str, *,
+    online_since: datetime, stale_before: datetime, default_sort: str = "-last_seen",
+) -> list[tuple[str, str, str | None]]:
+    """One page of the list as (device id, device JSON object text, stored checks text), in order
+    (see device_json)."""
     sort = params.sort or default_sort
-    ids = (
-        _sort(_filtered(select(Device.id), principal, params, filters, dialect), sort)
-        .offset(params.skip).limit(params.limit).subquery("page")
-    )
-    statement = scoped(select(*ROW_COLUMNS).join(ids, ids.c.id == Device.id), Device, principal)
-    rows: Sequence[Row[Any]] = (await session.execute(_sort(statement, sort))).all()
-    return rows
+    if whole_tenant(principal, params, filters):
+        statement = _tenant_page_statement(principal.tenant_id, sort, dialect)
+    else:
+        ids = _filtered(select(Device.id), principal, params, filters, dialect)
+        statement = _page_of(ids, principal.tenant_id, sort, dialect)
+    connection = await session.connection()  # Core: no ORM step for two plain columns
+    result = await connection.execute(statement, {
+        "page_offset": params.skip, "page_limit": params.limit, "online_since": online_since,
+        "stale_before": stale_before,
+    })
+    return [(device_id, text, checks) for device_id, text, checks in result.all()]
 
 
 async def get(
@@ -240,27 +403,27 @@ async def get(
     return device
 
 
-async def latest_data(session: AsyncSession, tenant_id: str, device_ids: Sequence[str]) -> dict[str, list[DeviceData]]:
-    """The newest DeviceData row of each type for every listed device, in one query."""
-    if not device_ids:
-        return {}
+def _latest(columns: Sequence[Any], tenant_id: str, device_ids: Sequence[str]) -> Select[Any]:
+    """The newest DeviceData row of each type of the listed devices. The versions are ranked by device
+    (its index) alone and the tenant's scope applies to the rows found: with both in one WHERE,
+    SQLite (no statistics) prefers the tenant_id index and reads every data row of the tenant."""
     rank = (
         func.row_number()
         .over(partition_by=(DeviceData.device_id, DeviceData.data_type),
               order_by=(DeviceData.collected_at.desc(), DeviceData.id.desc()))
         .label("rank")
     )
-    ranked = scoped(select(DeviceData.id.label("id"), rank), DeviceData, tenant_id).where(
-        DeviceData.device_id.in_(list(device_ids))
-    ).subquery()
-    statement = (
-        select(DeviceData)
-        .join(ranked, ranked.c.id == DeviceData.id)
-        .where(ranked.c.rank == 1)
-        .order_by(DeviceData.device_id, DeviceData.data_type)
-    )
+    ranked = select(DeviceData.id.label("id"), rank).where(DeviceData.device_id.in_(list(device_ids))).subquery()
+    statement = select(*columns).join(ranked, ranked.c.id == DeviceData.id).where(ranked.c.rank == 1)
+    return scoped(statement, DeviceData, tenant_id).order_by(DeviceData.device_id, DeviceData.data_type)
+
+
+async def latest_data(session: AsyncSession, tenant_id: str, device_ids: Sequence[str]) -> dict[str, list[DeviceData]]:
+    """The newest DeviceData row of each type for every listed device, in one query."""
+    if not device_ids:
+        return {}
     out: dict[str, list[DeviceData]] = {device_id: [] for device_id in device_ids}
-    for row in (await session.scalars(statement)).all():
+    for row in (await session.scalars(_latest([DeviceData], tenant_id, device_ids))).all():
         out[row.device_id].append(row)
     return out
 
@@ -272,24 +435,12 @@ async def latest_data_views(
     ORM objects: for lists."""
     if not device_ids:
         return {}
-    rank = (
-        func.row_number()
-        .over(partition_by=(DeviceData.device_id, DeviceData.data_type),
-              order_by=(DeviceData.collected_at.desc(), DeviceData.id.desc()))
-        .label("rank")
-    )
-    ranked = scoped(select(DeviceData.id.label("id"), rank), DeviceData, tenant_id).where(
-        DeviceData.device_id.in_(list(device_ids))
-    ).subquery()
-    statement = (
-        select(DeviceData.device_id, DeviceData.id, DeviceData.data_type, DeviceData.data, DeviceData.collected_at,
+    columns = (DeviceData.device_id, DeviceData.id, DeviceData.data_type, DeviceData.data, DeviceData.collected_at,
                DeviceData.last_seen_at)
-        .join(ranked, ranked.c.id == DeviceData.id)
-        .where(ranked.c.rank == 1)
-        .order_by(DeviceData.device_id, DeviceData.data_type)
-    )
+    connection = await session.connection()
+    rows = (await connection.execute(_latest(columns, tenant_id, device_ids))).all()
     out: dict[str, list[dict[str, Any]]] = {device_id: [] for device_id in device_ids}
-    for device_id, data_id, data_type, data, collected_at, last_seen_at in (await session.execute(statement)).all():
+    for device_id, data_id, data_type, data, collected_at, last_seen_at in rows:
         out[device_id].append({"id": data_id, "data_type": data_type, "data": data, "collected_at": collected_at,
                                "last_seen_at": last_seen_at})
     return out

@@ -10,9 +10,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from operator import attrgetter
-from typing import Any, Protocol, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, not_, or_
+import orjson
+from sqlalchemy import ColumnElement, not_
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -43,8 +44,9 @@ from ronda.devices.schemas import (
 )
 from ronda.users import repository as users
 
-STATUSES = frozenset({"compliant", "non_compliant", "needs_review", "unknown"})
-RESULTS = frozenset({"pass", "fail", "unknown"})
+STATUSES = frozenset(repository.STATUSES)
+RESULTS = frozenset(repository.RESULTS)
+JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z  # as core.responses.ORJSONResponse renders
 # What a `user` may change on a device it owns.
 OWNER_EDITABLE = frozenset({"tags", "note", "device_name"})
 IDENTITY = ("serial_number", "mac", "hostname", "site_id")
@@ -55,55 +57,32 @@ REPLACEABLE = ("device_name", "hostname", "serial_number", "device_type", "os_ty
 # --- how a device reads --------------------------------------------------------------------------
 
 
-class OnlineState(Protocol):
-    """What the online rule reads: a Device, or a list row of its columns."""
-
-    @property
-    def managed(self) -> bool: ...
-    @property
-    def is_online(self) -> bool: ...
-    @property
-    def last_seen(self) -> datetime: ...
-
-
-def online_now(device: OnlineState, online_since: datetime) -> bool:
+def effective_online(device: Device, now: datetime, offline_after: int) -> bool:
     """THE online rule. A managed device (it has an agent) is online while its last contact is
-    at or after `online_since` (now - offline_after); any other device carries the state its last
-    scan stored."""
+    within `offline_after` seconds; any other device carries the state its last scan stored.
+    (repository.online_sql is the same rule in SQL, for the list and its is_online filter.)"""
     if device.managed:
         last_seen = as_utc(device.last_seen)
-        return last_seen is not None and last_seen >= online_since
+        return last_seen is not None and last_seen >= now - timedelta(seconds=offline_after)
     return bool(device.is_online)
-
-
-def effective_online(device: OnlineState, now: datetime, offline_after: int) -> bool:
-    return online_now(device, now - timedelta(seconds=offline_after))
 
 
 def online_clause(now: datetime, offline_after: int, online: bool = True) -> ColumnElement[bool]:
     """effective_online() as SQL, for the is_online filter."""
-    cutoff = now - timedelta(seconds=offline_after)
-    is_online = or_(
-        and_(Device.managed.is_(True), Device.last_seen >= cutoff),
-        and_(Device.managed.is_(False), Device.is_online.is_(True)),
-    )
+    is_online = repository.online_sql(now - timedelta(seconds=offline_after))
     return is_online if online else not_(is_online)
 
 
-def compliance_view(device: Device | Row[Any], stale_before: datetime | None = None) -> dict[str, Any]:
-    """The stored evaluation as the API shows it; its status reads `unknown` once the last report
-    is older than `stale_before` (the tenant policy's stale_after_days, see devices.posture)."""
-    checks = {name: result for name, result in (device.compliance_checks or {}).items()
-              if isinstance(result, str) and result in RESULTS}
-    # A list row carries both columns effective_status() reads.
-    status = posture.effective_status(cast(Device, device), stale_before)
-    score = device.compliance_score
-    return {"status": status if status in STATUSES else "unknown", "score": None if score is None else float(score),
-            "checks": checks, "evaluated_at": device.evaluated_at}
-
-
 def compliance_of(device: Device, stale_before: datetime | None = None) -> Compliance:
-    return Compliance.model_validate(compliance_view(device, stale_before))
+    """The stored evaluation; its status reads `unknown` once the last report is older than
+    `stale_before` (the tenant policy's stale_after_days, see devices.posture)."""
+    stored = device.compliance_checks if isinstance(device.compliance_checks, dict) else {}
+    checks = {name: result for name, result in stored.items() if isinstance(result, str) and result in RESULTS}
+    status = posture.effective_status(device, stale_before)
+    status = status if status in STATUSES else "unknown"
+    return Compliance.model_validate(
+        {"status": status, "score": device.compliance_score, "checks": checks, "evaluated_at": device.evaluated_at}
+    )
 
 
 def data_read(row: DeviceData) -> DeviceDataRead:
@@ -144,39 +123,6 @@ def to_read(
 
 
 # --- lists ---------------------------------------------------------------------------------------
-
-
-def row_view(
-    row: Row[Any], online_since: datetime, stale_before: datetime | None, data: list[dict[str, Any]] | None
-) -> dict[str, Any]:
-    """to_read() of a list row (repository.ROW_COLUMNS) as the JSON-ready dict DeviceRead would dump:
-    the same fields in the same order and the same rules, without building models for every row."""
-    return {
-        "id": row.id,
-        "tenant_id": row.tenant_id,
-        "device_name": row.device_name,
-        "hostname": row.hostname,
-        "serial_number": row.serial_number,
-        "device_type": row.device_type or "unknown",
-        "os_type": row.os_type,
-        "os_version": row.os_version,
-        "os_guess": row.os_guess,
-        "ip": row.ip,
-        "mac": row.mac,
-        "vendor": row.vendor,
-        "is_online": online_now(row, online_since),
-        "first_seen": row.first_seen,
-        "last_seen": row.last_seen,
-        "site_id": row.site_id,
-        "user_id": row.user_id,
-        "tags": list(row.tags or []),
-        "note": row.note,
-        "open_ports": list(row.open_ports or []),
-        "sources": list(row.sources or []),
-        "managed": bool(row.managed),
-        "compliance": compliance_view(row, stale_before),
-        "device_data": data,
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,9 +171,10 @@ async def list_devices(
 ) -> Response:
     """One page of the devices the caller may see as Page[DeviceRead] JSON, or every match as CSV.
 
-    Three queries (authentication, the total, the page), four with include_data. The total of the
-    tenant's whole list is read from the count the database keeps; the page is read as plain rows
-    and rendered straight to JSON (the shape stays Page[DeviceRead], see row_view)."""
+    Three queries (authentication, the total, the page), four with include_data. The whole tenant's
+    total is the count the database keeps; each device of the page arrives as its JSON text,
+    rendered by the database by to_read()'s rules (repository.device_json), and only device_data
+    (with include_data) is added here."""
     now = utcnow()
     stale = await posture.stale_before(session, principal.tenant_id, now)
     filters = _filters(rt, query, now, stale)
@@ -237,12 +184,32 @@ async def list_devices(
         statement = repository.list_statement(principal, params, filters, dialect)
         return csv_response(rt.sessions, statement, csv_columns(now, offline_after, stale), "devices.csv")
     total = await repository.count(session, principal, params, filters, dialect)
-    rows = await repository.page_rows(session, principal, params, filters, dialect) if params.skip < total else []
-    data = await repository.latest_data_views(session, principal.tenant_id, [row.id for row in rows]) \
+    rows = await repository.page_json(
+        session, principal, params, filters, dialect, online_since=now - timedelta(seconds=offline_after),
+        stale_before=stale,
+    ) if params.skip < total else []
+    data = await repository.latest_data_views(session, principal.tenant_id, [row[0] for row in rows]) \
         if include_data else {}
-    online_since = now - timedelta(seconds=offline_after)
-    items = [row_view(row, online_since, stale, data.get(row.id) if include_data else None) for row in rows]
-    return json_response({"data": items, "meta": params.meta(total).model_dump()})
+    items = b",".join(_listed(text, checks, data.get(device_id, []) if include_data else None)
+                      for device_id, text, checks in rows)
+    return json_response({"data": orjson.Fragment(b"[" + items + b"]"), "meta": params.meta(total).model_dump()})
+
+
+def _listed(device_json: str, stored_checks: str | None, data: list[dict[str, Any]] | None) -> bytes:
+    """A device's JSON object from the database (repository.device_json), with device_data (null
+    without include_data) and, as compliance_of() shows them, only the checks whose result is pass,
+    fail or unknown: the object is rewritten in the rare case a stored result is anything else."""
+    checks = orjson.loads(stored_checks) if stored_checks else None
+    if isinstance(checks, dict) and not all(isinstance(v, str) and v in RESULTS for v in checks.values()):
+        device = orjson.loads(device_json)
+        device["compliance"]["checks"] = {name: result for name, result in checks.items()
+                                          if isinstance(result, str) and result in RESULTS}
+        device_json = orjson.dumps(device).decode()
+    if not device_json.endswith("}"):  # never: the database renders an object
+        raise ValueError("device JSON is not an object")
+    tail = b',"device_data":null}' if data is None else \
+        b',"device_data":' + orjson.dumps(data, option=JSON_OPTIONS) + b"}"
+    return device_json[:-1].encode() + tail
 
 
 def require_admin(principal: Principal) -> None:
