@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
-from ronda.core import sqlite
 from ronda.core.timeutil import as_utc
 
 NAMING = {
@@ -55,13 +54,11 @@ SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write
 SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL")
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> AsyncEngine:
+    """`busy_timeout` (SQLite): how long a writer waits for another's write transaction."""
     if url.startswith("sqlite"):
-        # SQLAlchemy's aiosqlite dialect over core/sqlite.py's connections (one thread each, used
-        # only for what may wait), with the engine's own write gate.
-        engine = create_async_engine(url, echo=echo, module=sqlite.dbapi(SQLITE_BUSY_TIMEOUT, SQLITE_PRAGMAS),
-                                     pool_size=32, max_overflow=32, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
-        _configure_sqlite(engine)
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": busy_timeout})
+        _configure_sqlite(engine, busy_timeout)
         return engine
     # No pre-ping (a round trip per checkout): a connection that died since its last use fails its
     # request with 503 (core/errors.py), and SQLAlchemy replaces the pool's connections.
@@ -81,11 +78,20 @@ def _configure_postgresql(engine: AsyncEngine) -> None:
             raise dialect.loaded_dbapi.OperationalError(f"cannot connect to the database: {exc}") from exc
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from the driver so we can choose BEGIN IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cursor.close()
+
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        driver: sqlite.Connection = conn.connection.driver_connection
-        driver.begin(immediate=write_intent.get())
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() else "BEGIN")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -25,17 +25,18 @@ class UnitOfWorkRoute(APIRoute):
 
         async def handler(request: Request) -> Response:
             token = write_intent.set(request.method not in SAFE_METHODS)
-            state = request.state
+            # request.state's own dict: the State wrapper raises (and catches) for a missing name.
+            state: dict[str, Any] = request.scope.setdefault("state", {})
             try:
                 response = await inner(request)
-                session: AsyncSession | None = getattr(state, "session", None)
-                if session is not None and session.in_transaction():
-                    await session.commit()
+                session: AsyncSession | None = state.get("session")
                 if session is not None:
+                    if session.in_transaction():
+                        await session.commit()
                     await events.flush_to(getattr(request.app.state, "events", None), session)
                 return response
             except AppError as exc:
-                session = getattr(state, "session", None)
+                session = state.get("session")
                 if session is not None:
                     if exc.persist and session.in_transaction():
                         await session.commit()
@@ -45,13 +46,13 @@ class UnitOfWorkRoute(APIRoute):
                         await session.rollback()
                 raise
             except BaseException:
-                session = getattr(state, "session", None)
+                session = state.get("session")
                 if session is not None:
                     events.discard(session)
                     await session.rollback()
                 raise
             finally:
-                session = getattr(state, "session", None)
+                session = state.get("session")
                 if session is not None:
                     await session.close()
                 write_intent.reset(token)
@@ -61,10 +62,10 @@ class UnitOfWorkRoute(APIRoute):
 
 def request_session(request: Request) -> AsyncSession:
     """The request's session, opened on first use: a route that never reads the database pays nothing."""
-    session: AsyncSession | None = getattr(request.state, "session", None)
+    state: dict[str, Any] = request.scope.setdefault("state", {})
+    session: AsyncSession | None = state.get("session")
     if session is None:
-        session = request.app.state.sessions()
-        request.state.session = session
+        session = state["session"] = request.scope["app"].state.sessions()
     return session
 
 

@@ -16,10 +16,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import Select, Update, bindparam, func, select, update
+from sqlalchemy import Select, Table, Update, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -198,7 +198,7 @@ def _latest_statement(tenant_id: str) -> Select[Any]:
 def _confirm_statement(tenant_id: str) -> Update:
     # One row per parameter set, by primary key: with `id IN (...)` SQLite's planner (no statistics)
     # prefers the tenant_id index and walks every data row of the tenant.
-    table = DeviceData.__table__
+    table = cast(Table, DeviceData.__table__)
     return scoped(update(table), DeviceData, tenant_id).where(table.c.id == bindparam("row_id")).values(
         last_seen_at=bindparam("now"))
 
@@ -221,14 +221,14 @@ async def confirm_data(session: AsyncSession, tenant_id: str, row_ids: list[str]
 
 @lru_cache(maxsize=4096)
 def _touch_device_statement(tenant_id: str) -> Update:
-    table = Device.__table__
+    table = cast(Table, Device.__table__)
     return scoped(update(table), Device, tenant_id).where(table.c.id == bindparam("device_id")).values(
         last_seen=bindparam("now"), last_report_at=bindparam("now"), evaluated_at=bindparam("now"))
 
 
 @lru_cache(maxsize=4096)
 def _touch_agent_statement(tenant_id: str) -> Update:
-    table = Agent.__table__
+    table = cast(Table, Agent.__table__)
     return scoped(update(table), Agent, tenant_id).where(table.c.id == bindparam("agent_id")).values(
         last_report_at=bindparam("now"), last_heartbeat_at=bindparam("now"))
 

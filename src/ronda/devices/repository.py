@@ -119,13 +119,12 @@ SEARCH_COLUMNS = (Device.device_name, Device.hostname, Device.serial_number, Dev
 NOT_NULL_SORTS: dict[str, Any] = {"last_seen": Device.last_seen, "compliance_status": Device.compliance_status}
 
 
-
 # --- the list's JSON, rendered by the database -------------------------------------------------
 #
 # A list page is the devices' API view (schemas.DeviceRead, as service.to_read() builds it) rendered
 # to JSON by the database, one object per row: the server then only joins 100 strings, where
 # building and encoding 100 Python objects of 25 fields cost most of a request. The rules are the
-# same as to_read()'s (tests/devices/test_inventory_list.py compares the two for edge cases on both
+# same as to_read()'s (tests/devices/test_inventory_list_render.py compares the two for odd devices on both
 # databases): is_online and the effective compliance status come from the SQL forms of their rules
 # below, timestamps read as iso() writes them, a score as a float, the JSON columns as stored.
 
@@ -167,8 +166,8 @@ def _iso_time(dialect: str, column: Any) -> ColumnElement[str]:
     return func.replace(text, _sql(".000000"), _sql(""), type_=String) + _sql("Z")
 
 
-# SQLite: a value is embedded as JSON (not as a string) only while it carries the JSON subtype,
-# which CASE and subqueries do not pass on: every JSON value is therefore wrapped in json() last.
+# SQLite embeds a value as JSON (not as a string) only while it carries the JSON subtype, which not
+# every SQLite version passes through CASE or a subquery: every JSON value is wrapped in json() last.
 
 
 def _json_bool(dialect: str, condition: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -242,12 +241,12 @@ class DeviceFilters:
     tag: str | None = None
 
     def narrows(self) -> bool:
-        """True when a filter is set (stale_before alone is not a filter: it only qualifies compliance_status)."""
-        return any(value is not None and value != "" for name, value in (
-            ("site_id", self.site_id), ("is_online", self.is_online), ("vendor", self.vendor), ("os", self.os),
-            ("device_type", self.device_type), ("compliance_status", self.compliance_status),
-            ("managed", self.managed), ("user_id", self.user_id), ("tag", self.tag),
-        ))
+        """True when _filtered() adds a condition (stale_before alone adds none: it qualifies compliance_status)."""
+        return (
+            self.site_id is not None or self.is_online is not None or self.compliance_status is not None
+            or self.managed is not None or self.user_id is not None
+            or bool(self.vendor or self.os or self.device_type or self.tag)
+        )
 
 
 def _contains(column: Any, text: str) -> ColumnElement[bool]:

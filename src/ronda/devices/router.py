@@ -40,7 +40,7 @@ SeedListParamsDep = Annotated[ListParams, Depends(list_params_dependency(default
 _list_params = list_params_dependency()
 
 
-async def history_params(
+def history_params(
     request: Request,
     page: Annotated[int | None, Query(description="1-based page number (with per_page)")] = None,
     per_page: Annotated[int | None, Query(description=f"Versions per page, 1 to {MAX_PER_PAGE}")] = None,
@@ -48,7 +48,7 @@ async def history_params(
     limit: Annotated[int | None, Query(description=f"Versions to return, 1 to {MAX_LIMIT}")] = None,
 ) -> ListParams:
     """Paging for history=true, with the same rules as every list (no sort, search or CSV here)."""
-    return await _list_params(request, page, per_page, skip, limit, None, None, "json")
+    return _list_params(request, page, per_page, skip, limit, None, None, "json")
 
 
 HistoryParamsDep = Annotated[ListParams, Depends(history_params)]
@@ -76,7 +76,7 @@ SORT_HELP = "ip, hostname, last_seen, vendor, device_name or compliance_status; 
 IncludeData = Annotated[bool, Query(description="Add the latest device_data of each type")]
 
 
-async def device_query(  # async: FastAPI runs a plain `def` dependency in a worker thread
+def device_query(
     site_id: Annotated[str | None, Query(max_length=40, description="Only devices of this site")] = None,
     is_online: Annotated[bool | None, Query(description="Only online (true) or offline (false) devices")] = None,
     vendor: Annotated[str | None, Query(max_length=200, description="Vendor contains this text")] = None,
