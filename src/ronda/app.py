@@ -26,7 +26,7 @@ from ronda.core.ratelimit import build_rate_limiter
 from ronda.core.responses import ORJSONResponse
 from ronda.core.runtime import Runtime
 from ronda.core.security import Passwords, Tokens
-from ronda.routes import api_routers
+from ronda.routes import api_routers, start_background
 
 GC_THRESHOLD = 20_000  # allocations between young-generation collections (CPython's default: 700)
 
@@ -105,7 +105,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stops = await start_background(app)
         yield
+        for stop in reversed(stops):
+            await stop()
         await runtime.limiter.close()
         await runtime.engine.dispose()
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
 DOMAINS = (
     "health", "auth", "users", "devices", "devices.report_router", "agents", "tenants", "api_keys", "rbac", "audit",
@@ -18,3 +19,18 @@ def api_routers() -> list[APIRouter]:
         module = importlib.import_module(f"ronda.{name}" if "." in name else f"ronda.{name}.router")
         routers.append(module.router)
     return routers
+
+
+# Modules with `async def start(app: FastAPI) -> Stop`: background work (scan runners, webhook
+# delivery, report generation ...) started in the app's lifespan, stopped in reverse order.
+BACKGROUND: tuple[str, ...] = ()
+
+Stop = Callable[[], Awaitable[None]]
+
+
+async def start_background(app: FastAPI) -> list[Stop]:
+    stops: list[Stop] = []
+    for name in BACKGROUND:
+        module = importlib.import_module(f"ronda.{name}")
+        stops.append(await module.start(app))
+    return stops
