@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     max_concurrent_hashes: int = Field(0, ge=0, le=64, description="0 means one per CPU.")
     login_attempts_per_minute: int = Field(10, ge=1, le=10_000)
     device_history_days: int = Field(90, ge=1, le=3650, description="How long superseded device data is kept.")
+    maintenance_interval: float = Field(
+        3600, ge=0.05, le=7 * 86400, description="Seconds between housekeeping rounds (history pruning, statistics)."
+    )
     agent_offline_after: int = Field(90, ge=10, le=86400, description="Seconds without a heartbeat before offline.")
     max_report_bytes: int = Field(
         8 * 1_048_576, ge=65536, le=256 * 1_048_576, description="Largest accepted agent report body."

@@ -23,7 +23,7 @@ def api_routers() -> list[APIRouter]:
 
 # Modules with `async def start(app: FastAPI) -> Stop`: background work (scan runners, webhook
 # delivery, report generation ...) started in the app's lifespan, stopped in reverse order.
-BACKGROUND: tuple[str, ...] = ()
+BACKGROUND: tuple[str, ...] = ("maintenance",)
 
 Stop = Callable[[], Awaitable[None]]
 
