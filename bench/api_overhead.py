@@ -16,32 +16,32 @@ Every loop here is bounded by a duration; the whole run takes well under two min
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import re
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from benchlib import (
+    HOST,
+    PASSWORD,
+    USERNAME,
+    free_port,
+    load_runner,
+    pick_generator,
+    prepare_ronda,
+    profile,
+    serve,
+    uvicorn_command,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-HOST = "127.0.0.1"
-BENCH_DIR = Path(__file__).resolve().parent
-USERNAME = "bench-admin"
-PASSWORD = "bench password 0123456789"
 SECRET = "bench-secret-" + "b" * 40
 TARGETS = {"health": 0.30, "me": 0.15}  # share of bare Starlette's rate the issue asks for
 
@@ -51,49 +51,6 @@ async def _bare_json(request: Request) -> JSONResponse:
 
 
 bare_app = Starlette(routes=[Route("/json", _bare_json)])
-
-
-# --- processes -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def uvicorn_command(app: str, port: int, *, factory: bool = False) -> list[str]:
-    command = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port), "--http", "httptools",
-               "--loop", "uvloop", "--workers", "1", "--log-level", "warning", "--no-access-log"]
-    return command + (["--factory"] if factory else [])
-
-
-@contextmanager
-def serve(command: list[str], env: dict[str, str], probe: str) -> Iterator[subprocess.Popen[bytes]]:
-    import httpx
-
-    proc = subprocess.Popen(command, env=env, cwd=BENCH_DIR)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}: {' '.join(command)}")
-            try:
-                if httpx.get(probe, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not answer {probe} within 30 s")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- load generation ---------------------------------------------------------------------------------
@@ -109,129 +66,21 @@ class Result:
     generator: str
 
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _wrk_ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
-    if not match:
-        raise ValueError(f"unexpected wrk latency {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def run_wrk(url: str, duration: float, connections: int, *, headers: dict[str, str] | None = None,
-            body: str | None = None) -> tuple[float, float, int, int]:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(int(duration), 1)}s", "--latency", "--timeout", "10s"]
-    for name, value in (headers or {}).items():
-        command += ["-H", f"{name}: {value}"]
-    with tempfile.TemporaryDirectory() as tmp:
-        if body is not None:
-            # wrk sends a body only through a Lua script.
-            script = Path(tmp) / "post.lua"
-            script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
-                              'wrk.headers["Content-Type"] = "application/json"\n')
-            command += ["-s", str(script)]
-        out = subprocess.run([*command, url], capture_output=True, text=True, check=True,
-                             timeout=duration + 30).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _wrk_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = int(non_2xx.group(1)) if non_2xx else 0
-    if socket_errors:
-        errors += sum(int(x) for x in socket_errors.groups())
-    return rps, p99, total, errors
-
-
-async def _pyload(url: str, duration: float, connections: int, headers: dict[str, str],
-                  body: str | None) -> dict[str, Any]:
-    """Keep-alive HTTP/1.1 over raw asyncio streams: little client overhead, like wrk."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    method = "POST" if body is not None else "GET"
-    payload = (body or "").encode()
-    lines = [f"{method} {parts.path or '/'} HTTP/1.1", f"Host: {parts.netloc}", "Connection: keep-alive"]
-    lines += [f"{k}: {v}" for k, v in headers.items()]
-    if body is not None:
-        lines += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + duration
-
-    async def worker() -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-        try:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
-                await reader.readexactly(length)
-                latencies.append(time.perf_counter() - started)
-                if head[9:10] not in (b"2", b"3"):
-                    errors += 1
-        finally:
-            writer.close()
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(connections)))
-    elapsed = time.perf_counter() - began
-    latencies.sort()
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else 0.0
-    return {"rps": len(latencies) / elapsed, "p99": p99, "total": len(latencies), "errors": errors}
-
-
-def run_python_load(url: str, duration: float, connections: int, *, headers: dict[str, str] | None = None,
-                    body: str | None = None) -> tuple[float, float, int, int]:
-    """The fallback generator, in its own process so it never shares a core's loop with the bench."""
-    spec = json.dumps({"url": url, "duration": duration, "connections": connections,
-                       "headers": headers or {}, "body": body})
-    out = subprocess.run([sys.executable, __file__, "--loadgen", spec], capture_output=True, text=True,
-                         check=True, timeout=duration + 30).stdout
-    data = json.loads(out)
-    return data["rps"], data["p99"], data["total"], data["errors"]
-
-
 def measure(name: str, url: str, args: argparse.Namespace, *, headers: dict[str, str] | None = None,
             body: str | None = None, connections: int | None = None) -> Result:
-    run = run_wrk if args.generator == "wrk" else run_python_load
+    run = load_runner(args.generator)
     conns = connections or args.connections
     run(url, args.warmup, conns, headers=headers, body=body)  # warm caches, pools and JIT-free paths
-    rps, p99, total, errors = run(url, args.duration, conns, headers=headers, body=body)
-    return Result(name, rps, p99, total, errors, args.generator)
+    found = run(url, args.duration, conns, headers=headers, body=body)
+    return Result(name, found["rps"], found["p99"], found["requests"], found["errors"], args.generator)
 
 
 # --- Ronda setup -------------------------------------------------------------------------------------
 
 
-def prepare_ronda(data_dir: Path) -> tuple[dict[str, str], str]:
-    """A fresh SQLite database, migrated, with one user; returns the server's environment and DB URL."""
-    from ronda.config import Settings
-    from ronda.core.migrate import upgrade
-    from ronda.users.admin import create_admin
-
-    url = f"sqlite+aiosqlite:///{data_dir / 'bench.db'}"
-    upgrade(url)
-    env = {
-        **os.environ,
-        "RONDA_DATABASE_URL": url,
-        "RONDA_DATA_DIR": str(data_dir),
-        "RONDA_SECRET_KEY": SECRET,
-        "RONDA_RATE_LIMITS": "off",
-        "RONDA_LOG_LEVEL": "WARNING",
-    }
-    for name in ("RONDA_ARGON2_MEMORY_KIB", "RONDA_ARGON2_TIME_COST", "RONDA_ARGON2_PARALLELISM",
-                 "RONDA_MAX_CONCURRENT_HASHES", "RONDA_REDIS_URL"):
-        env.pop(name, None)  # the defaults are what is being measured
-    settings = Settings(_env_file=None, database_url=url, data_dir=data_dir, secret_key=SECRET,  # type: ignore[call-arg]
-                        rate_limits="off", log_level="WARNING")
-    asyncio.run(create_admin(settings, username=USERNAME, email="bench@example.com", password=PASSWORD,
-                             tenant="Bench", role="admin"))
-    return env, url
+def prepare(data_dir: Path) -> dict[str, str]:
+    """A fresh SQLite database, migrated, with one user; returns the server's environment."""
+    return prepare_ronda(f"sqlite+aiosqlite:///{data_dir / 'bench.db'}", data_dir, SECRET)
 
 
 def argon2_cost(samples: int) -> tuple[float, float, int, int, int]:
@@ -267,46 +116,6 @@ BUCKETS = [
 ]
 
 
-def profile(pid: int, seconds: int, run_load: Any) -> list[str]:
-    """Sample the server's loop thread with py-spy while `run_load` drives it; a few lines of summary."""
-    spy = shutil.which("py-spy")
-    if spy is None:
-        return ["(py-spy not installed: `pip install py-spy` to see where the time goes)"]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "raw.txt"
-        proc = subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "-f", "raw",
-                                 "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.5)
-        run_load()
-        proc.wait(timeout=seconds + 30)
-        if not out.exists():
-            return ["(py-spy could not attach; it needs ptrace permission)"]
-        lines = out.read_text().splitlines()
-    totals: dict[str, int] = {}
-    own: dict[str, int] = {}
-    samples = 0
-    for line in lines:
-        stack, _, count = line.rpartition(" ")
-        if "Runner.run" not in stack:  # only the event loop's thread
-            continue
-        n = int(count)
-        samples += n
-        frames = stack.split(";")
-        if frames[-1].startswith("Runner.run"):
-            bucket = "idle: waiting in the event loop (I/O, worker threads)"
-        else:  # charged to the innermost frame that belongs to a bucket
-            bucket = next((name for frame in reversed(frames) for name, marks in BUCKETS
-                           if any(m in frame for m in marks)), "other (asyncio, stdlib)")
-        totals[bucket] = totals.get(bucket, 0) + n
-        own[frames[-1]] = own.get(frames[-1], 0) + n
-    if not samples:
-        return ["(no samples)"]
-    report = [f"    {n / samples:6.1%}  {name}" for name, n in sorted(totals.items(), key=lambda kv: -kv[1])]
-    report.append("    hottest lines:")
-    report += [f"    {n / samples:6.1%}  {frame[:100]}" for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:6]]
-    return report
-
-
 # --- main ---------------------------------------------------------------------------------------------
 
 
@@ -319,24 +128,8 @@ def main() -> int:
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--profile", action="store_true",
                         help="after measuring, sample Ronda's loop thread with py-spy and say where the time goes")
-    parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.loadgen:
-        spec = json.loads(args.loadgen)
-        try:
-            import uvloop
-
-            uvloop.install()
-        except ImportError:
-            pass
-        loaded = asyncio.run(_pyload(spec["url"], spec["duration"], spec["connections"], spec["headers"],
-                                     spec["body"]))
-        print(json.dumps(loaded))
-        return 0
-    if args.generator == "auto":
-        args.generator = "wrk" if shutil.which("wrk") else "python"
-    if args.generator == "wrk" and not shutil.which("wrk"):
-        parser.error("wrk is not installed (apt-get install wrk), use --generator python")
+    args.generator = pick_generator(args.generator)
 
     import httpx
 
@@ -344,7 +137,7 @@ def main() -> int:
     cpus = os.cpu_count() or 1
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="ronda-bench-") as tmp:
-        env, _ = prepare_ronda(Path(tmp))
+        env = prepare(Path(tmp))
         bare_port, ronda_port = free_port(), free_port()
         bare_env = {k: v for k, v in os.environ.items() if not k.startswith("RONDA_")}
         bare_url, ronda_url = f"http://{HOST}:{bare_port}", f"http://{HOST}:{ronda_port}"
@@ -368,12 +161,13 @@ def main() -> int:
                              body=login_body, connections=args.login_clients)
             profiles: list[tuple[str, list[str]]] = []
             if args.profile:
-                run = run_wrk if args.generator == "wrk" else run_python_load
+                run = load_runner(args.generator)
                 seconds = 5
                 for path, headers in (("/health", None), (me_path, auth)):
                     profiles.append((path, profile(
                         ronda_proc.pid, seconds,
                         lambda p=path, h=headers: run(ronda_url + p, seconds - 1, args.connections, headers=h),
+                        BUCKETS,
                     )))
         verify_ms, verify_best, memory, passes, lanes = argon2_cost(10)
 

@@ -33,94 +33,36 @@ import asyncio
 import json
 import os
 import random
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"
+from benchlib import (
+    HOST,
+    PASSWORD,
+    USERNAME,
+    cpu_seconds,
+    free_port,
+    fresh_postgres,
+    prepare_ronda,
+    profile,
+    ronda_server,
+)
+
 SECRET = "bench-secret-" + "c" * 40
-USERNAME = "bench-admin"
-PASSWORD = "bench password 0123456789"
 TARGET = 1000.0  # reports/s the issue asks for
 PG_DB = "ronda_bench"
 PACKAGE_WORDS = ("lib", "python3", "gnome", "x11", "fonts", "perl", "ruby", "node", "golang", "openssl", "curl",
                  "systemd", "kernel", "mesa", "gstreamer", "qt5", "gtk3", "xserver", "cups", "sane")
 
 
-# --- servers -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def ronda_server(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    import httpx
-
-    command = [sys.executable, "-m", "uvicorn", "ronda.app:app_from_environment", "--factory", "--host", HOST,
-               "--port", str(port), "--http", "httptools", "--loop", "uvloop", "--workers", "1",
-               "--log-level", "warning", "--no-access-log"]
-    proc = subprocess.Popen(command, env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}")
-            try:
-                if httpx.get(f"http://{HOST}:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start within 30 s")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def prepare(database_url: str, data_dir: Path) -> dict[str, str]:
     """Migrate, create the bench admin, and return the server's environment."""
-    from ronda.config import Settings
-    from ronda.core.migrate import upgrade
-    from ronda.users.admin import create_admin
-
-    upgrade(database_url)
-    settings = Settings(_env_file=None, database_url=database_url, data_dir=data_dir,  # type: ignore[call-arg]
-                        secret_key=SECRET, rate_limits="off", log_level="WARNING")
-    asyncio.run(create_admin(settings, username=USERNAME, email="bench@example.com", password=PASSWORD,
-                             tenant="Bench", role="admin"))
-    env = {**os.environ, "RONDA_DATABASE_URL": database_url, "RONDA_DATA_DIR": str(data_dir),
-           "RONDA_SECRET_KEY": SECRET, "RONDA_RATE_LIMITS": "off", "RONDA_LOG_LEVEL": "WARNING"}
-    env.pop("RONDA_REDIS_URL", None)
-    return env
-
-
-def fresh_postgres(url: str | None) -> str:
-    if url:
-        return url
-    for tool in ("dropdb", "createdb"):
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} not found (PostgreSQL client tools); use --pg-url or --databases sqlite")
-    subprocess.run(["dropdb", "-h", HOST, "-U", "postgres", "--if-exists", PG_DB], check=True)
-    subprocess.run(["createdb", "-h", HOST, "-U", "postgres", PG_DB], check=True)
-    return f"postgresql+asyncpg://postgres@{HOST}:5432/{PG_DB}"
+    return prepare_ronda(database_url, data_dir, SECRET)
 
 
 # --- simulated devices ---------------------------------------------------------------------------
@@ -281,15 +223,6 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
             "p50": pct(0.50), "p99": pct(0.99), "statuses": statuses}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def drive(requests_file: Path, port: int, connections: int, duration: float, *, once: bool = False,
           changing: bool = False, server_pid: int | None = None) -> dict[str, Any]:
     """Run the load generator: each request once (stopping early at `duration`), or round robin for it."""
@@ -319,42 +252,6 @@ BUCKETS = [
 ]
 
 
-def profile(pid: int, seconds: int, run_load: Any) -> list[str]:
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(spy).exists():
-        return ["    (py-spy not installed: `pip install py-spy` to see where the time goes)"]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "raw.txt"
-        command = [spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "-f", "raw", "-o", str(out)]
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.5)
-        run_load()
-        proc.wait(timeout=seconds + 30)
-        if not out.exists():
-            return ["    (py-spy could not attach; it needs ptrace permission)"]
-        lines = out.read_text().splitlines()
-        if os.environ.get("CHECKINS_RAW_PROFILE"):  # keep the raw samples for a closer look
-            shutil.copy(out, os.environ["CHECKINS_RAW_PROFILE"])
-    totals: dict[str, int] = {}
-    samples = 0
-    for line in lines:
-        stack, _, count = line.rpartition(" ")
-        n = int(count)
-        samples += n
-        frames = stack.split(";")
-        if "Runner.run" not in stack:
-            bucket = "other threads (database driver threads, etc.)"
-        elif frames[-1].startswith("Runner.run"):
-            bucket = "idle: event loop waiting (I/O, database thread)"
-        else:
-            bucket = next((name for frame in reversed(frames) for name, marks in BUCKETS
-                           if any(m in frame for m in marks)), "other (asyncio, stdlib)")
-        totals[bucket] = totals.get(bucket, 0) + n
-    if not samples:
-        return ["    (no samples)"]
-    return [f"    {n / samples:6.1%}  {name}" for name, n in sorted(totals.items(), key=lambda kv: -kv[1])]
-
-
 # --- main ------------------------------------------------------------------------------------------
 
 
@@ -366,7 +263,7 @@ class Phase:
 
 
 def run_database(kind: str, args: argparse.Namespace, tmp: Path) -> tuple[list[Phase], float, list[str]]:
-    url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}" if kind == "sqlite" else fresh_postgres(args.pg_url)
+    url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}" if kind == "sqlite" else fresh_postgres(args.pg_url, PG_DB)
     env = prepare(url, tmp)
     port = free_port()
     phases: list[Phase] = []
@@ -394,7 +291,8 @@ def run_database(kind: str, args: argparse.Namespace, tmp: Path) -> tuple[list[P
         if args.profile:  # before the changed phase, so that every report profiled is an unchanged one
             seconds = 6
             notes.append(f"{kind}: where the server's time goes during unchanged check-ins (py-spy, {seconds} s):")
-            notes += profile(proc.pid, seconds, lambda: drive(requests_file, port, args.connections, seconds - 1))
+            notes += profile(proc.pid, seconds, lambda: drive(requests_file, port, args.connections, seconds - 1),
+                             BUCKETS)
         phases.append(Phase(kind, "changed", drive(requests_file, port, args.connections, args.duration / 2,
                                                    changing=True, server_pid=pid)))
     return phases, enrol_rate, notes

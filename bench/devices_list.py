@@ -33,24 +33,32 @@ import asyncio
 import json
 import os
 import random
-import re
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"
+from benchlib import (
+    HOST,
+    PASSWORD,
+    USERNAME,
+    cpu_seconds,
+    drop_postgres,
+    free_port,
+    fresh_postgres,
+    load_runner,
+    pick_generator,
+    prepare_ronda,
+    profile,
+    ronda_server,
+    settle,
+)
+
 SECRET = "bench-secret-" + "d" * 40
-USERNAME = "bench-admin"
-PASSWORD = "bench password 0123456789"
 PG_DB = "ronda_bench_devices"
 TARGET_RPS = 300.0
 TARGET_P99_MS = 250.0
@@ -65,62 +73,6 @@ TAGS = ("finance", "remote", "front-desk", "engineering", "lab", "vip", "kiosk",
 SITES = ("site_hq", "site_branch", "site_dc", "site_lab", None)
 CHECKS = ("disk_encryption", "firewall_enabled", "screen_lock_enabled", "os_up_to_date", "antivirus_enabled")
 STATUS_OF = {0: "compliant", 1: "needs_review"}
-
-
-# --- servers -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def ronda_server(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    import httpx
-
-    command = [sys.executable, "-m", "uvicorn", "ronda.app:app_from_environment", "--factory", "--host", HOST,
-               "--port", str(port), "--http", "httptools", "--loop", "uvloop", "--workers", "1",
-               "--log-level", "warning", "--no-access-log"]
-    proc = subprocess.Popen(command, env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}")
-            try:
-                if httpx.get(f"http://{HOST}:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start within 30 s")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def fresh_postgres(url: str | None) -> str:
-    if url:
-        return url
-    for tool in ("dropdb", "createdb"):
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} not found (PostgreSQL client tools); use --pg-url or --databases sqlite")
-    subprocess.run(["dropdb", "-h", HOST, "-U", "postgres", "--if-exists", PG_DB], check=True)
-    subprocess.run(["createdb", "-h", HOST, "-U", "postgres", PG_DB], check=True)
-    return f"postgresql+asyncpg://postgres@{HOST}:5432/{PG_DB}"
-
-
-def drop_postgres(url: str | None) -> None:
-    if url is None and shutil.which("dropdb"):
-        subprocess.run(["dropdb", "-h", HOST, "-U", "postgres", "--if-exists", PG_DB], check=False)
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -237,19 +189,8 @@ async def seed(url: str, count: int) -> tuple[float, int]:
 
 def prepare(url: str, data_dir: Path, count: int) -> tuple[dict[str, str], str]:
     """Migrate, create the admin, seed the devices; the server environment and a note."""
-    from ronda.config import Settings
-    from ronda.core.migrate import upgrade
-    from ronda.users.admin import create_admin
-
-    upgrade(url)
-    settings = Settings(_env_file=None, database_url=url, data_dir=data_dir,  # type: ignore[call-arg]
-                        secret_key=SECRET, rate_limits="off", log_level="WARNING")
-    asyncio.run(create_admin(settings, username=USERNAME, email="bench@example.com", password=PASSWORD,
-                             tenant="Bench", role="admin"))
+    env = prepare_ronda(url, data_dir, SECRET)
     seconds, data_count = asyncio.run(seed(url, count))
-    env = {**os.environ, "RONDA_DATABASE_URL": url, "RONDA_DATA_DIR": str(data_dir), "RONDA_SECRET_KEY": SECRET,
-           "RONDA_RATE_LIMITS": "off", "RONDA_LOG_LEVEL": "WARNING"}
-    env.pop("RONDA_REDIS_URL", None)
     return env, f"{count} devices and {data_count} device_data rows inserted in {seconds:.1f} s"
 
 
@@ -271,111 +212,9 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _wrk_ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
-    if not match:
-        raise ValueError(f"unexpected wrk latency {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def run_wrk(url: str, duration: float, connections: int, headers: dict[str, str]) -> dict[str, Any]:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(int(duration), 1)}s", "--latency", "--timeout", "10s"]
-    for name, value in headers.items():
-        command += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*command, url], capture_output=True, text=True, check=True, timeout=duration + 30).stdout
-
-    def grab(pattern: str) -> str:
-        found = re.search(pattern, out, re.M)
-        if found is None:
-            raise RuntimeError(f"unexpected wrk output:\n{out}")
-        return found.group(1)
-
-    errors = 0
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if non_2xx:
-        errors += int(non_2xx.group(1))
-    if socket_errors:
-        errors += sum(int(x) for x in socket_errors.groups())
-    return {"rps": float(grab(r"Requests/sec:\s+([\d.]+)")), "p50": _wrk_ms(grab(r"^\s+50%\s+(\S+)")),
-            "p99": _wrk_ms(grab(r"^\s+99%\s+(\S+)")), "requests": int(grab(r"(\d+) requests in")), "errors": errors}
-
-
-async def _pyload(url: str, duration: float, connections: int, headers: dict[str, str]) -> dict[str, Any]:
-    """Keep-alive HTTP/1.1 GETs over raw asyncio streams, bounded by `duration`."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    lines = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}", "Connection: keep-alive"]
-    lines += [f"{k}: {v}" for k, v in headers.items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + duration
-
-    async def worker() -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-        try:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = re.search(rb"(?i)content-length:\s*(\d+)", head)
-                if length is None:
-                    raise RuntimeError("response without Content-Length")
-                await reader.readexactly(int(length.group(1)))
-                latencies.append(time.perf_counter() - started)
-                if head[9:10] != b"2":
-                    errors += 1
-        finally:
-            writer.close()
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(connections)))
-    elapsed = time.perf_counter() - began
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000 if latencies else 0.0
-
-    return {"rps": len(latencies) / elapsed, "p50": pct(0.50), "p99": pct(0.99), "requests": len(latencies),
-            "errors": errors}
-
-
-def run_python(url: str, duration: float, connections: int, headers: dict[str, str]) -> dict[str, Any]:
-    spec = json.dumps({"url": url, "duration": duration, "connections": connections, "headers": headers})
-    out = subprocess.run([sys.executable, __file__, "--loadgen", spec], capture_output=True, text=True, check=True,
-                         timeout=duration + 30).stdout
-    return dict(json.loads(out))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def settle(pid: int, limit: float = 15.0) -> None:
-    """Wait until the server is idle: requests a slow target left queued would bill the next one."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        before = cpu_seconds(pid)
-        time.sleep(0.5)
-        if cpu_seconds(pid) - before < 0.05:
-            return
-
-
 def measure(result: Result, base: str, headers: dict[str, str], pid: int, args: argparse.Namespace,
             duration: float) -> Result:
-    run = run_wrk if args.generator == "wrk" else run_python
+    run = load_runner(args.generator)
     url = base + result.path
     settle(pid)
     run(url, args.warmup, args.connections, headers)
@@ -401,45 +240,6 @@ BUCKETS = [
 ]
 
 
-def profile(pid: int, seconds: int, run_load: Any) -> list[str]:
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(spy).exists():
-        return ["    (py-spy not installed: `pip install py-spy` to see where the time goes)"]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "raw.txt"
-        proc = subprocess.Popen([spy, "record", "--nonblocking", "-p", str(pid), "-d", str(seconds), "-r", "200",
-                                 "-f", "raw", "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.5)
-        run_load()
-        proc.wait(timeout=seconds + 30)
-        if not out.exists():
-            return ["    (py-spy could not attach; it needs ptrace permission)"]
-        lines = out.read_text().splitlines()
-    totals: dict[str, int] = {}
-    own: dict[str, int] = {}
-    samples = 0
-    for line in lines:
-        stack, _, count = line.rpartition(" ")
-        n = int(count)
-        samples += n
-        frames = stack.split(";")
-        if "Runner.run" not in stack:
-            bucket = "other threads (database driver threads)"
-        elif frames[-1].startswith("Runner.run"):
-            bucket = "idle: event loop waiting (I/O, database thread)"
-        else:
-            bucket = next((name for frame in reversed(frames) for name, marks in BUCKETS
-                           if any(m in frame for m in marks)), "other (asyncio, stdlib)")
-            own[frames[-1]] = own.get(frames[-1], 0) + n
-        totals[bucket] = totals.get(bucket, 0) + n
-    if not samples:
-        return ["    (no samples)"]
-    report = [f"    {n / samples:6.1%}  {name}" for name, n in sorted(totals.items(), key=lambda kv: -kv[1])]
-    report.append("    hottest frames on the event loop:")
-    report += [f"    {n / samples:6.1%}  {frame[:110]}" for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:8]]
-    return report
-
-
 # --- main ------------------------------------------------------------------------------------------
 
 
@@ -458,7 +258,7 @@ def check_response(base: str, headers: dict[str, str], count: int) -> str:
 def run_database(kind: str, args: argparse.Namespace, tmp: Path) -> tuple[list[Result], list[str]]:
     import httpx
 
-    url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}" if kind == "sqlite" else fresh_postgres(args.pg_url)
+    url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}" if kind == "sqlite" else fresh_postgres(args.pg_url, PG_DB)
     notes: list[str] = []
     results: list[Result] = []
     try:
@@ -483,12 +283,12 @@ def run_database(kind: str, args: argparse.Namespace, tmp: Path) -> tuple[list[R
                 duration = args.duration if index < 2 else max(args.duration / 2, 2.0)
                 results.append(measure(target, base, headers, proc.pid, args, duration))
             if args.profile:
-                run = run_wrk if args.generator == "wrk" else run_python
+                run = load_runner(args.generator)
                 notes.append(f"{kind}: where the server's time goes for the first page (py-spy, 5 s):")
-                notes += profile(proc.pid, 5, lambda: run(base + LIST, 4, args.connections, headers))
+                notes += profile(proc.pid, 5, lambda: run(base + LIST, 4, args.connections, headers), BUCKETS)
     finally:
         if kind == "postgresql":
-            drop_postgres(args.pg_url)
+            drop_postgres(args.pg_url, PG_DB)
     return results, notes
 
 
@@ -503,22 +303,8 @@ def main() -> int:
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--extras", action="store_true", help="also sort=ip, is_online, search, include_data")
     parser.add_argument("--profile", action="store_true", help="sample the server with py-spy and sum up")
-    parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.loadgen:
-        spec = json.loads(args.loadgen)
-        try:
-            import uvloop
-
-            uvloop.install()
-        except ImportError:
-            pass
-        print(json.dumps(asyncio.run(_pyload(spec["url"], spec["duration"], spec["connections"], spec["headers"]))))
-        return 0
-    if args.generator == "auto":
-        args.generator = "wrk" if shutil.which("wrk") else "python"
-    if args.generator == "wrk" and not shutil.which("wrk"):
-        parser.error("wrk is not installed (apt-get install -y wrk); use --generator python")
+    args.generator = pick_generator(args.generator)
 
     started = time.monotonic()
     results: list[Result] = []
