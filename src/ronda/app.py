@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import URLPath
-from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import Receive, Scope, Send
 
 from ronda import __version__
@@ -20,6 +20,7 @@ from ronda.core.db import create_engine, create_session_factory
 from ronda.core.errors import install_error_handlers
 from ronda.core.events import EventBus
 from ronda.core.logging import configure_logging
+from ronda.core.metrics import Metrics, metrics_endpoint
 from ronda.core.middleware import CANONICAL, REPORT_PATH, RequestContextMiddleware
 from ronda.core.openapi import install_openapi
 from ronda.core.ratelimit import build_rate_limiter
@@ -66,7 +67,9 @@ class StaticPaths(BaseRoute):
         return Match.NONE, {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._targets[(scope["path"], scope["method"])].handle(scope, receive, send)
+        target = self._targets[(scope["path"], scope["method"])]
+        scope["route"] = target  # what the router would have recorded (metrics read the template)
+        await target.handle(scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         raise NoMatchFound(name, path_params)
@@ -126,6 +129,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.sessions = runtime.sessions
     app.state.authenticator = Authenticator(runtime.tokens, runtime.limiter, runtime.sessions)
     app.state.events = EventBus()
+    app.state.metrics = Metrics(checkin_route=REPORT_PATH)
     install_error_handlers(app)
     install_openapi(app)
 
@@ -139,6 +143,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router, include_in_schema=False)
     health.install(app.router.routes, runtime.engine, app.state)
     app.router.routes.insert(len(health.PATHS), StaticPaths(app.router.routes, routers))
+    app.router.routes.append(Route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False))
 
     if settings.cors_origin_list:
         app.add_middleware(
@@ -159,6 +164,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_body=settings.max_body_bytes,
         limiter=runtime.limiter,
         large_bodies={REPORT_PATH: settings.max_report_bytes},
+        metrics=app.state.metrics,
     )
     return app
 

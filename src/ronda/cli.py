@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -88,6 +89,46 @@ def serve(
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",
     )
+
+
+@app.command("backup")
+def backup_command(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Archive path (default: DATA_DIR/backups/ronda-<time>.tar.gz)."),
+    ] = None,
+) -> None:
+    """Write a backup archive: the database (a consistent copy, also while serving), the signing key
+    and generated reports. PostgreSQL needs pg_dump on PATH."""
+    from ronda.backup import BackupError, backup
+
+    try:
+        summary = backup(_settings(), output)
+    except BackupError as exc:
+        errors.print(f"[red]backup failed:[/] {exc}")
+        raise typer.Exit(1) from None
+    rows = sum(summary.tables.values())
+    detail = f", {len(summary.tables)} tables, {rows} rows" if summary.tables else ""
+    console.print(f"backup written to {summary.path} ({summary.engine}, {summary.database_bytes} bytes{detail}, "
+                  f"{summary.reports} report files)")
+
+
+@app.command("restore")
+def restore_command(
+    archive: Annotated[Path, typer.Argument(help="An archive written by `ronda backup`.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace a database that already holds data.")] = False,
+) -> None:
+    """Restore a `ronda backup` archive into the configured database and data dir, then migrate.
+    PostgreSQL needs pg_restore and psql on PATH."""
+    from ronda.backup import BackupError, restore
+
+    try:
+        summary = restore(_settings(), archive, force=force)
+    except BackupError as exc:
+        errors.print(f"[red]restore failed:[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"restored {summary.path} ({summary.engine}, {sum(summary.tables.values())} rows, "
+                  f"{summary.reports} report files); migrations applied")
 
 
 @admin_app.command("create")

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
         8 * 1_048_576, ge=65536, le=256 * 1_048_576, description="Largest accepted agent report body."
     )
     admin_password: str = Field("", description="Used by `ronda admin create` when --password is absent.")
+    metrics_token: str = Field("", description="When set, GET /metrics needs `Authorization: Bearer <token>`.")
 
     @field_validator("log_level", mode="before")
     @classmethod

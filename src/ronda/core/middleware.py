@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ronda.core.errors import error_body
 from ronda.core.logging import request_id_var
+from ronda.core.metrics import Metrics, route_template
 from ronda.core.ratelimit import Decision, RateLimiter
 from ronda.core.responses import ORJSONResponse
 
@@ -67,9 +68,16 @@ def client_ip(scope: Scope) -> str:
 
 class RequestContextMiddleware:
     def __init__(
-        self, app: ASGIApp, *, max_body: int, limiter: RateLimiter, large_bodies: dict[str, int] | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_body: int,
+        limiter: RateLimiter,
+        large_bodies: dict[str, int] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
+        self.metrics = metrics
         self.max_body = max_body
         self.limiter = limiter
         # Paths with their own body limit; only these accept Content-Encoding: gzip.
@@ -143,13 +151,16 @@ class RequestContextMiddleware:
             response = ORJSONResponse(error_body(500, "Internal server error", "INTERNAL_ERROR"), status_code=500)
             await response({"type": "http"}, _empty_receive, send_wrapper)
         finally:
+            elapsed = time.perf_counter() - started
+            if self.metrics is not None:
+                self.metrics.observe(scope["method"], route_template(scope), status_holder[0] or 500, elapsed)
             if log.isEnabledFor(logging.INFO):  # the access line is built only when it is written
                 log.info(
                     "%s %s %s %.1fms",
                     scope["method"],
                     scope["path"],
                     status_holder[0],
-                    (time.perf_counter() - started) * 1000,
+                    elapsed * 1000,
                     extra={
                         "method": scope["method"],
                         "path": scope["path"],
