@@ -36,8 +36,14 @@ DESCRIPTIONS = {
     "404": "Not found, or belongs to another tenant (NOT_FOUND)",
     "413": "Request body too large (PAYLOAD_TOO_LARGE)",
     "429": "Rate limited (RATE_LIMITED); see Retry-After",
+    "409": "Conflicts with the current state (CONFLICT): already exists, already done, or not allowed now",
+    "415": "Unsupported Content-Encoding or media type (UNSUPPORTED_MEDIA_TYPE)",
+    "423": "Account locked after failed logins (LOCKED); see Retry-After",
     "500": "Unexpected error (INTERNAL_ERROR); no internals are returned",
+    "503": "The database (or Redis) is unavailable (SERVICE_UNAVAILABLE); retry shortly",
 }
+MUTATING = frozenset({"post", "put", "patch", "delete"})
+LOCKING_OPERATIONS = frozenset({"auth_login", "auth_refresh"})
 
 
 def _error(status: str, existing: dict[str, Any] | None) -> dict[str, Any]:
@@ -49,11 +55,15 @@ def _error(status: str, existing: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[str]:
-    statuses = ["429", "500"]
+    statuses = ["429", "500", "503"]
     if operation.get("parameters") or operation.get("requestBody"):
         statuses.append("400")
     if operation.get("requestBody"):
-        statuses.append("413")
+        statuses += ["413", "415"]
+    if method.lower() in MUTATING:
+        statuses.append("409")
+    if operation.get("operationId") in LOCKING_OPERATIONS:
+        statuses.append("423")
     if operation.get("operationId") not in OPEN_OPERATIONS:
         statuses += ["401", "403"]
     if "{" in path:
