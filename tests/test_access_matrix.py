@@ -11,6 +11,7 @@ import re
 import httpx
 from sqlalchemy import select
 
+from ronda.alerts.models import Alert
 from ronda.audit.models import AuditLog
 from ronda.core.authz import HUMAN_ROLES, role_permissions
 from ronda.core.db import transaction
@@ -74,6 +75,42 @@ CONTRACT: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/agents/heartbeat"): "agent",
     ("GET", "/api/v1/agents"): "devices_read",
     ("DELETE", "/api/v1/agents/{id}"): "settings_manage",
+    ("GET", "/api/v1/integrations/webhooks"): "webhooks_manage",
+    ("POST", "/api/v1/integrations/webhooks"): "webhooks_manage",
+    ("GET", "/api/v1/integrations/webhooks/{id}"): "webhooks_manage",
+    ("PATCH", "/api/v1/integrations/webhooks/{id}"): "webhooks_manage",
+    ("DELETE", "/api/v1/integrations/webhooks/{id}"): "webhooks_manage",
+    ("POST", "/api/v1/integrations/webhooks/{id}/test"): "webhooks_manage",
+    ("GET", "/api/v1/integrations/webhooks/{id}/deliveries"): "webhooks_manage",
+    ("GET", "/api/v1/services"): "services_read",
+    ("POST", "/api/v1/services"): ADMIN,
+    ("GET", "/api/v1/services/my-dashboard"): "services_read",
+    ("GET", "/api/v1/services/{id}"): "services_read",  # the user role: only services it owns (tests/services)
+    ("PATCH", "/api/v1/services/{id}"): "services_write",  # admin, or the user owning it
+    ("DELETE", "/api/v1/services/{id}"): ADMIN,
+    ("GET", "/api/v1/services/{id}/reviews"): "services_read",
+    ("POST", "/api/v1/services/{id}/reviews"): "services_write",
+    ("GET", "/api/v1/dashboard"): "services_read",  # and devices_read; every human role holds both
+    ("POST", "/api/v1/scans/start"): "scans_write",
+    ("GET", "/api/v1/scans"): "scans_read",
+    ("GET", "/api/v1/scans/{id}"): "scans_read",
+    ("GET", "/api/v1/scans/{id}/result"): "scans_read",
+    ("POST", "/api/v1/scans/{id}/stop"): "scans_write",
+    ("POST", "/api/v1/reports/compliance"): "reports_write",
+    ("POST", "/api/v1/reports/network"): "reports_write",
+    ("GET", "/api/v1/reports"): "reports_read",
+    ("GET", "/api/v1/reports/{id}"): "reports_read",
+    ("GET", "/api/v1/reports/{id}/download"): "reports_read",
+    ("GET", "/api/v1/alerts"): "alerts_read",
+    ("GET", "/api/v1/alerts/{id}"): "alerts_read",
+    ("POST", "/api/v1/alerts/{id}/acknowledge"): "alerts_write",
+    ("POST", "/api/v1/alerts/{id}/resolve"): "alerts_write",
+    ("GET", "/api/v1/cve/affected"): "cve_read",
+    ("GET", "/api/v1/cve/search"): "cve_read",
+    ("GET", "/api/v1/cve/stats"): "cve_read",
+    ("GET", "/api/v1/cve/db-info"): "cve_read",
+    ("POST", "/api/v1/cve/update"): "settings_manage",
+    ("GET", "/api/v1/cve/{id}"): "cve_read",
 }
 # Calling these would end the caller's own session or change its credentials; 401 is still checked.
 SELF_AFFECTING = {("POST", "/api/v1/auth/logout"), ("POST", "/api/v1/auth/change-password")}
@@ -149,16 +186,32 @@ async def test_another_tenants_ids_are_not_found(client: httpx.AsyncClient, fact
         )).one()
     their_device = (await client.post("/api/v1/devices", headers=theirs.headers,
                                       json={"device_name": "their laptop", "serial_number": "THEIRS-1"})).json()["id"]
+    their_service = (await client.post("/api/v1/services", headers=theirs.headers,
+                                       json={"name": "Their GitHub", "category": "development"})).json()["id"]
+    their_hook = (await client.post("/api/v1/integrations/webhooks", headers=theirs.headers,
+                                    json={"url": "http://127.0.0.1:9/", "events": ["backup.completed"]})).json()["id"]
+    their_scan = (await client.post("/api/v1/scans/start", headers=theirs.headers, json={
+        "target": "127.0.0.1", "profile": "custom", "ports": [1], "timeout_ms": 100})).json()["id"]
+    their_report = (await client.post("/api/v1/reports/network", headers=theirs.headers,
+                                      json={"format": "json"})).json()["id"]
     their_token = (await client.post("/api/v1/agents/tokens", headers=theirs.headers, json={"max_uses": 2})).json()
+    async with transaction(factory.runtime.sessions) as session:
+        their_alert = Alert(tenant_id=theirs.tenant_id, rule="new_device", subject="dev_theirs", title="theirs",
+                            severity="low", source="scan")
+        session.add(their_alert)
     their_agent = (await client.post("/api/v1/agents/enroll", json={
         "token": their_token["token"], "hostname": "their-host", "os_type": "linux"})).json()["agent_id"]
     ids = {"/api/v1/users/": their_viewer.id, "/api/v1/api-keys/": their_key, "/api/v1/audit-logs/": their_event,
-           "/api/v1/devices/": their_device,
+           "/api/v1/devices/": their_device, "/api/v1/services/": their_service,
+           "/api/v1/integrations/webhooks/": their_hook,
+           "/api/v1/scans/": their_scan, "/api/v1/alerts/": their_alert.id, "/api/v1/reports/": their_report,
            "/api/v1/agents/tokens/": their_token["id"], "/api/v1/agents/": their_agent}  # tokens/ first: longest
     checked = 0
     for method, raw, path in await _operations(client):
-        if "{id}" not in path or path.startswith("/api/v1/tenants/"):
-            continue  # tenants/{id} is the super admin's cross-tenant view by design
+        if "{id}" not in path or path.startswith(("/api/v1/tenants/", "/api/v1/cve/")):
+            # tenants/{id} is the super admin's cross-tenant view by design; a CVE is global data (the
+            # tenant's matches it lists are scoped: tests/cve/test_api.py)
+            continue
         prefix = next(p for p in ids if path.startswith(p))
         url = re.sub(r"\{[^}]+\}", ids[prefix], raw)
         response = await client.request(method, url, headers=mine.headers, json={} if method != "GET" else None)

@@ -108,10 +108,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await app.state.events.start()
         stops = await start_background(app)
         yield
         for stop in reversed(stops):
             await stop()
+        await app.state.events.close()
         await runtime.limiter.close()
         await runtime.engine.dispose()
 
@@ -128,7 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.runtime = runtime
     app.state.sessions = runtime.sessions
     app.state.authenticator = Authenticator(runtime.tokens, runtime.limiter, runtime.sessions)
-    app.state.events = EventBus()
+    app.state.events = EventBus(settings.redis_url)
     app.state.metrics = Metrics(checkin_route=REPORT_PATH)
     install_error_handlers(app)
     install_openapi(app)

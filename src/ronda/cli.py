@@ -14,6 +14,7 @@ from rich.console import Console
 
 from ronda.agent.cli import agent_app
 from ronda.config import Settings, SettingsError, load_settings
+from ronda.cve.cli import cve_app
 
 app = typer.Typer(
     help="Ronda: what is on our networks, is every device compliant, can we prove it.",
@@ -25,6 +26,7 @@ audit_app = typer.Typer(help="Inspect the append-only audit log.", no_args_is_he
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(agent_app, name="agent")
+app.add_typer(cve_app, name="cve")
 console = Console()
 errors = Console(stderr=True)
 
@@ -189,6 +191,35 @@ def audit_verify(
     if not reports:
         console.print("no audit records yet")
     raise typer.Exit(1 if broken else 0)
+
+
+@app.command()
+def scan(
+    targets: Annotated[list[str], typer.Argument(help="IPs, CIDRs, ranges (10.0.0.1-50), host names")],
+    profile: Annotated[str, typer.Option(help="quick, normal, deep, stealth or custom")] = "normal",
+    ports: Annotated[str | None, typer.Option(help='e.g. "22,80,8000-8100", "top 100", "all"')] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Addresses or networks to skip")] = None,
+    timeout_ms: Annotated[int | None, typer.Option(help="Probe timeout ceiling (ms)")] = None,
+    max_concurrent: Annotated[int | None, typer.Option(help="Probes in flight at once")] = None,
+    max_rate: Annotated[float | None, typer.Option(help="Probes per second cap")] = None,
+    retries: Annotated[int | None, typer.Option(help="Retries for silent ports")] = None,
+    processes: Annotated[int | None, typer.Option(help="Scanning processes (default: one per core)")] = None,
+    engine: Annotated[str, typer.Option(help="builtin or nmap")] = "builtin",
+    no_discovery: Annotated[bool, typer.Option("--no-discovery", help="Treat every address as up")] = False,
+    detection: Annotated[bool | None, typer.Option("--detection/--no-detection", help="Service detection")] = None,
+    profiling: Annotated[bool | None, typer.Option("--profiling/--no-profiling", help="OS/device profiling")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout")] = False,
+) -> None:
+    """Scan hosts and ports without a server: live progress bar, then a table (or JSON / CSV)."""
+    from ronda.scanner.console import ScanArgs, run
+
+    args = ScanArgs(
+        targets=targets, profile=profile, ports=ports, exclude=exclude or [], timeout_ms=timeout_ms,
+        max_concurrent=max_concurrent, max_rate=max_rate, retries=retries, processes=processes, engine=engine,
+        discovery=not no_discovery, detection=detection, profiling=profiling, as_json=as_json, as_csv=as_csv,
+    )
+    raise typer.Exit(run(args))
 
 
 def _redact(url: str) -> str:

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     api_key_prefix: str = Field("rk", pattern=r"^[a-z][a-z0-9]{1,15}$")
     rate_limits: Literal["on", "off"] = "on"
     scan_allowed_networks: str = DEFAULT_SCAN_NETWORKS
+    scan_max_hosts: int = Field(65536, ge=1, le=16_777_216, description="Most addresses one scan may target.")
+    scan_max_concurrent: int = Field(2, ge=1, le=1000, description="Queued or running scans per tenant.")
+    scan_workers: int = Field(2, ge=1, le=64, description="Scans running at once in this server process.")
     cors_origins: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -47,18 +50,43 @@ class Settings(BaseSettings):
         3600, ge=0.05, le=7 * 86400, description="Seconds between housekeeping rounds (history pruning, statistics)."
     )
     agent_offline_after: int = Field(90, ge=10, le=86400, description="Seconds without a heartbeat before offline.")
+    sweep_interval: float = Field(
+        30.0, ge=0.05, le=3600, description="Seconds between sweeps for offline agents and stale devices."
+    )
+    service_review_sweep_interval: float = Field(
+        300.0, ge=0.05, le=86400, description="Seconds between sweeps for services whose review is overdue."
+    )
+    ws_ping_interval: float = Field(25.0, ge=0.05, le=3600, description="Seconds between WebSocket pings.")
+    ws_queue_size: int = Field(1000, ge=1, le=100_000, description="Events buffered per WebSocket before it is closed.")
     max_report_bytes: int = Field(
         8 * 1_048_576, ge=65536, le=256 * 1_048_576, description="Largest accepted agent report body."
     )
     admin_password: str = Field("", description="Used by `ronda admin create` when --password is absent.")
+    cve_feed_dir: Path | None = Field(
+        None, description="NVD 2.0 feed files that POST /cve/update (and the schedule) import."
+    )
+    cve_feed_interval: float = Field(
+        21600, ge=0, le=30 * 86400, description="Seconds between checks of cve_feed_dir for new files; 0 turns it off."
+    )
+    cve_match_interval: float = Field(
+        30.0, ge=0.05, le=3600, description="Seconds between checks for changed devices and CVE data to re-match."
+    )
     metrics_token: str = Field("", description="When set, GET /metrics needs `Authorization: Bearer <token>`.")
+    webhook_allow_private: Literal["on", "off"] = Field(
+        "on", description="Whether webhooks may go to private and loopback addresses (never link-local)."
+    )
+    webhook_poll_interval: float = Field(2.0, ge=0.01, le=300, description="Seconds between polls for due webhooks.")
+    webhook_timeout: float = Field(10.0, ge=0.5, le=120, description="Seconds one webhook attempt may take.")
+    webhook_clock_skew: float = Field(
+        0.0, ge=-3.2e8, le=3.2e8, description="Seconds added to the webhook dispatcher's clock (tests; keep 0)."
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("rate_limits", mode="before")
+    @field_validator("rate_limits", "webhook_allow_private", mode="before")
     @classmethod
     def _onoff(cls, value: object) -> object:
         if isinstance(value, str):
@@ -101,6 +129,10 @@ class Settings(BaseSettings):
     @property
     def rate_limits_enabled(self) -> bool:
         return self.rate_limits == "on"
+
+    @property
+    def webhook_private_allowed(self) -> bool:
+        return self.webhook_allow_private == "on"
 
     @property
     def cors_origin_list(self) -> list[str]:

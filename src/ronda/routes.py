@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 
 DOMAINS = (
     "health", "auth", "users", "devices", "devices.report_router", "agents", "tenants", "api_keys", "rbac", "audit",
+    "webhooks", "services", "dashboard", "alerts", "streams", "scans", "reports", "cve",
 )
 
 
@@ -23,7 +24,8 @@ def api_routers() -> list[APIRouter]:
 
 # Modules with `async def start(app: FastAPI) -> Stop`: background work (scan runners, webhook
 # delivery, report generation ...) started in the app's lifespan, stopped in reverse order.
-BACKGROUND: tuple[str, ...] = ("maintenance",)
+BACKGROUND: tuple[str, ...] = ("maintenance", "services.overdue", "webhooks.dispatcher", "alerts.engine",
+                               "agents.sweeper", "scans.runner", "reports.runner", "cve.runner")
 
 Stop = Callable[[], Awaitable[None]]
 

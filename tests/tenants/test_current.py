@@ -62,7 +62,8 @@ async def test_changes_are_applied_and_audited_in_one_record(client: httpx.Async
     assert tenant["name"] == body["name"] and tenant["lockout_threshold"] == 8
     assert tenant["lockout_window_minutes"] == 30 and tenant["lockout_duration_minutes"] == 1440
     assert tenant["compliance_policy"] == {"required_checks": ["disk_encryption", "firewall_enabled"],
-                                           "stale_after_days": 7, "min_os_versions": policy["min_os_versions"]}
+                                           "stale_after_days": 7, "min_os_versions": policy["min_os_versions"],
+                                           "services": DEFAULT_COMPLIANCE_POLICY["services"]}
     assert (await client.get("/api/v1/tenants/current", headers=admin.headers)).json() == tenant
 
     [record] = await audit_events(factory, admin.tenant_id, "tenant.updated", admin.tenant_id)

@@ -63,7 +63,8 @@ async def get_token(
 ) -> EnrollmentToken | None:
     statement = scoped(select(EnrollmentToken).where(EnrollmentToken.id == token_id), EnrollmentToken, principal)
     if for_update:
-        statement = statement.with_for_update()
+        # Re-read under the lock: an object already in the session may hold what another process changed since.
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     return (await session.scalars(statement)).one_or_none()
 
 
@@ -135,7 +136,8 @@ async def get_agent(
 ) -> Agent | None:
     statement = scoped(select(Agent).where(Agent.id == agent_id), Agent, principal)
     if for_update:
-        statement = statement.with_for_update()
+        # Re-read under the lock: an object already in the session may hold what another process changed since.
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     return (await session.scalars(statement)).one_or_none()
 
 

@@ -55,7 +55,8 @@ async def get(
 ) -> ApiKey | None:
     statement = scoped(select(ApiKey).where(ApiKey.id == key_id), ApiKey, principal)
     if for_update:
-        statement = statement.with_for_update()
+        # Refreshed under the lock: a key authenticating its own request is already loaded, unlocked.
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     return (await session.scalars(statement)).one_or_none()
 
 

@@ -301,7 +301,9 @@ async def logout(session: AsyncSession, principal: Principal, actor: Actor) -> s
 async def _me(session: AsyncSession, principal: Principal) -> User:
     if principal.kind != "user":
         raise AppError(403, "Only a signed-in user can do this, not an API key")
-    user = await session.get(User, principal.user_id, with_for_update=True)
+    # populate_existing: authentication loaded this row before the lock; without it the locked read
+    # would keep that copy, and a change another process committed meanwhile would be lost.
+    user = await session.get(User, principal.user_id, with_for_update=True, populate_existing=True)
     if user is None:
         raise AppError(401, "Invalid or expired credentials")
     return user

@@ -86,7 +86,9 @@ class RequestContextMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "websocket":
-                scope["path"] = canonical_path(scope["path"])
+                path = scope["path"]
+                # Streams are documented at /ws/...: served by their /api/v1/ws/... routes.
+                scope["path"] = CANONICAL + path if path.startswith("/ws/") else canonical_path(path)
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

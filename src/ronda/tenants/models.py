@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ronda.core.db import Base
 from ronda.core.ids import new_id
 from ronda.core.timeutil import utcnow
+from ronda.services.policy import DEFAULT_SERVICE_POLICY
 
 DEFAULT_COMPLIANCE_POLICY: dict[str, Any] = {
     "required_checks": [
@@ -16,6 +17,8 @@ DEFAULT_COMPLIANCE_POLICY: dict[str, Any] = {
     ],
     "stale_after_days": 7,
     "min_os_versions": {},
+    # Service (SaaS) review rules: see ronda.services.policy.
+    "services": DEFAULT_SERVICE_POLICY,
 }
 
 

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from ronda.core.schemas import InputModel, OutputModel, UtcDatetime
+from ronda.services.policy import ServicePolicyRead, ServicePolicyUpdate
 
 Plan = Literal["startup", "scaleup", "enterprise"]
 PostureCheck = Literal[
@@ -25,6 +26,7 @@ class CompliancePolicyRead(OutputModel):
     required_checks: list[str] = Field(description="Posture checks a device must pass to be compliant")
     stale_after_days: int = Field(description="A device without a report for this long is `unknown`")
     min_os_versions: dict[str, str] = Field(description="Lowest accepted OS version per os_type")
+    services: ServicePolicyRead = Field(description="Which classifications require which service controls")
 
 
 class CompliancePolicyUpdate(InputModel):
@@ -33,6 +35,7 @@ class CompliancePolicyUpdate(InputModel):
     required_checks: list[PostureCheck] | None = Field(None, max_length=5)
     stale_after_days: int | None = Field(None, ge=1, le=365)
     min_os_versions: dict[OsType, OsVersion] | None = Field(None, max_length=32)
+    services: ServicePolicyUpdate | None = None
 
     @field_validator("required_checks")
     @classmethod

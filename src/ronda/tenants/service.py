@@ -23,6 +23,7 @@ from ronda.core.principal import Principal
 from ronda.core.runtime import Runtime
 from ronda.core.timeutil import utcnow
 from ronda.devices import posture
+from ronda.services import status as service_status
 from ronda.tenants import repository
 from ronda.tenants.models import DEFAULT_COMPLIANCE_POLICY, Tenant
 from ronda.tenants.schemas import (
@@ -89,7 +90,9 @@ async def _apply(
         wanted["is_active"] = body.is_active
     if body.compliance_policy is not None:
         policy = policy_of(tenant)
-        policy.update(body.compliance_policy.model_dump(exclude_none=True))
+        policy.update(body.compliance_policy.model_dump(exclude_none=True, exclude={"services"}))
+        if body.compliance_policy.services is not None:  # nested: the given rules replace, the rest stay
+            policy["services"] = {**policy["services"], **body.compliance_policy.services.changes()}
         wanted["compliance_policy"] = policy
 
     changes = {field: {"old": _value(tenant, field), "new": value}
@@ -115,6 +118,7 @@ async def _apply(
             # Every evaluated device is re-judged under the new policy, in this transaction.
             await posture.reevaluate_tenant(session, tenant.id, posture.Policy.of(tenant.compliance_policy), actor,
                                             utcnow())
+            await service_status.reevaluate_tenant(session, tenant.id, tenant.compliance_policy, utcnow().date())
     return tenant_read(tenant)
 
 

@@ -1,0 +1,1 @@
+"""Alerts raised by rules over domain events: list, detail, acknowledge, resolve."""

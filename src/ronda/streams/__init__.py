@@ -1,0 +1,1 @@
+"""Live event streams over WebSockets: /ws/events, /ws/alerts, /ws/scans/{id}."""

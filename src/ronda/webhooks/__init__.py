@@ -1,0 +1,1 @@
+"""Signed outgoing webhooks: subscriptions, persisted deliveries with retries, and their dispatcher."""

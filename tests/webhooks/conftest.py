@@ -1,0 +1,3 @@
+from tests.webhooks.receiver import receivers
+
+__all__ = ["receivers"]
