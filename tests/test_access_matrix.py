@@ -96,6 +96,19 @@ CONTRACT: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/scans/{id}"): "scans_read",
     ("GET", "/api/v1/scans/{id}/result"): "scans_read",
     ("POST", "/api/v1/scans/{id}/stop"): "scans_write",
+    ("GET", "/api/v1/sites"): "devices_read",
+    ("POST", "/api/v1/sites"): "settings_manage",
+    ("GET", "/api/v1/sites/{id}"): "devices_read",
+    ("PATCH", "/api/v1/sites/{id}"): "settings_manage",
+    ("DELETE", "/api/v1/sites/{id}"): "settings_manage",
+    ("POST", "/api/v1/sites/{id}/probes"): "settings_manage",
+    ("GET", "/api/v1/probes"): "devices_read",
+    ("DELETE", "/api/v1/probes/{id}"): "settings_manage",
+    # The probe API takes a probe key only (tests/probes); a user's credentials get 403.
+    ("POST", "/api/v1/probes/lease"): "probe",
+    ("POST", "/api/v1/probes/scans/{id}/progress"): "probe",
+    ("POST", "/api/v1/probes/scans/{id}/result"): "probe",
+    ("POST", "/api/v1/probes/scans/{id}/fail"): "probe",
     ("POST", "/api/v1/reports/compliance"): "reports_write",
     ("POST", "/api/v1/reports/network"): "reports_write",
     ("GET", "/api/v1/reports"): "reports_read",
@@ -192,6 +205,9 @@ async def test_another_tenants_ids_are_not_found(client: httpx.AsyncClient, fact
                                     json={"url": "http://127.0.0.1:9/", "events": ["backup.completed"]})).json()["id"]
     their_scan = (await client.post("/api/v1/scans/start", headers=theirs.headers, json={
         "target": "127.0.0.1", "profile": "custom", "ports": [1], "timeout_ms": 100})).json()["id"]
+    their_site = (await client.post("/api/v1/sites", headers=theirs.headers, json={"name": "Their site"})).json()["id"]
+    their_probe = (await client.post(f"/api/v1/sites/{their_site}/probes", headers=theirs.headers,
+                                     json={"name": "their probe"})).json()["id"]
     their_report = (await client.post("/api/v1/reports/network", headers=theirs.headers,
                                       json={"format": "json"})).json()["id"]
     their_token = (await client.post("/api/v1/agents/tokens", headers=theirs.headers, json={"max_uses": 2})).json()
@@ -205,12 +221,14 @@ async def test_another_tenants_ids_are_not_found(client: httpx.AsyncClient, fact
            "/api/v1/devices/": their_device, "/api/v1/services/": their_service,
            "/api/v1/integrations/webhooks/": their_hook,
            "/api/v1/scans/": their_scan, "/api/v1/alerts/": their_alert.id, "/api/v1/reports/": their_report,
-           "/api/v1/agents/tokens/": their_token["id"], "/api/v1/agents/": their_agent}  # tokens/ first: longest
+           "/api/v1/agents/tokens/": their_token["id"], "/api/v1/agents/": their_agent,  # tokens/ first: longest
+           "/api/v1/sites/": their_site, "/api/v1/probes/": their_probe}
     checked = 0
     for method, raw, path in await _operations(client):
-        if "{id}" not in path or path.startswith(("/api/v1/tenants/", "/api/v1/cve/")):
+        if "{id}" not in path or path.startswith(("/api/v1/tenants/", "/api/v1/cve/", "/api/v1/probes/scans/")):
             # tenants/{id} is the super admin's cross-tenant view by design; a CVE is global data (the
-            # tenant's matches it lists are scoped: tests/cve/test_api.py)
+            # tenant's matches it lists are scoped: tests/cve/test_api.py); the probe API takes probe
+            # keys only (their tenant and site scoping: tests/probes)
             continue
         prefix = next(p for p in ids if path.startswith(p))
         url = re.sub(r"\{[^}]+\}", ids[prefix], raw)

@@ -27,6 +27,7 @@ from ronda.core.ratelimit import build_rate_limiter
 from ronda.core.responses import ORJSONResponse
 from ronda.core.runtime import Runtime
 from ronda.core.security import Passwords, Tokens
+from ronda.ops import metrics as ops_metrics
 from ronda.routes import api_routers, start_background
 
 GC_THRESHOLD = 20_000  # allocations between young-generation collections (CPython's default: 700)
@@ -132,6 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.authenticator = Authenticator(runtime.tokens, runtime.limiter, runtime.sessions)
     app.state.events = EventBus(settings.redis_url)
     app.state.metrics = Metrics(checkin_route=REPORT_PATH)
+    ops_metrics.register(app)  # scrape-time gauges read from the database (queues, alerts, agents)
     install_error_handlers(app)
     install_openapi(app)
 

@@ -89,7 +89,9 @@ def serve(
         access_log=False,
         server_header=False,
         proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        # Whose X-Forwarded-For is believed (uvicorn's own variable): the reverse proxy's address when scaled out.
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        ws_max_size=64 * 1024,  # a WebSocket frame larger than this is refused (1009) before the app sees it
     )
 
 
@@ -220,6 +222,31 @@ def scan(
         discovery=not no_discovery, detection=detection, profiling=profiling, as_json=as_json, as_csv=as_csv,
     )
     raise typer.Exit(run(args))
+
+
+@app.command()
+def worker() -> None:
+    """Run scans that API servers queue (RONDA_SCAN_EXECUTOR=workers): lease, run, merge; until SIGTERM."""
+    from ronda.scans.worker import run_worker
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(run_worker(settings, ready=lambda runner_id: console.print(f"worker {runner_id} ready")))
+
+
+@app.command()
+def probe(
+    server: Annotated[str, typer.Option(help="The Ronda server's URL, e.g. https://ronda.example.com")],
+    key: Annotated[str, typer.Option(help="The probe key from POST /sites/{id}/probes", envvar="RONDA_PROBE_KEY")],
+    once: Annotated[bool, typer.Option("--once", help="Exit after running one scan")] = False,
+    wait: Annotated[float, typer.Option(help="Seconds each long-poll waits for a scan", min=0, max=25)] = 25.0,
+) -> None:
+    """A remote sensor for one site: long-polls the server for that site's scans, runs them here, posts results."""
+    from ronda.core.logging import configure_logging
+    from ronda.probes.client import run_probe
+
+    configure_logging(os.environ.get("RONDA_LOG_LEVEL", "INFO").upper(), "text")
+    raise typer.Exit(asyncio.run(run_probe(server, key, once=once, wait=wait)))
 
 
 def _redact(url: str) -> str:

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     scan_max_hosts: int = Field(65536, ge=1, le=16_777_216, description="Most addresses one scan may target.")
     scan_max_concurrent: int = Field(2, ge=1, le=1000, description="Queued or running scans per tenant.")
     scan_workers: int = Field(2, ge=1, le=64, description="Scans running at once in this server process.")
+    scan_executor: Literal["embedded", "workers"] = Field(
+        "embedded", description="embedded: each server runs the scans it accepts; workers: `ronda worker` leases them."
+    )
+    scan_lease_seconds: float = Field(
+        60.0, ge=0.5, le=3600, description="How long a worker's or probe's claim on a scan lasts between heartbeats."
+    )
     cors_origins: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"

@@ -8,9 +8,11 @@ from ronda.auth.models import AuthSession, RecoveryCode, RefreshToken
 from ronda.core.db import Base
 from ronda.cve.models import CveCpe, CveImport, CveMatch, CveRecord, CveState
 from ronda.devices.models import Device, DeviceCount, DeviceData, DeviceEvaluation, DevicePort
+from ronda.probes.models import Probe
 from ronda.reports.models import Report
 from ronda.scans.models import Scan, ScanHost
 from ronda.services.models import Service, ServiceReview
+from ronda.sites.models import Site
 from ronda.tenants.models import Tenant
 from ronda.users.models import User
 from ronda.webhooks.models import Webhook, WebhookDelivery
@@ -35,6 +37,7 @@ __all__ = [
     "DeviceEvaluation",
     "DevicePort",
     "EnrollmentToken",
+    "Probe",
     "RecoveryCode",
     "RefreshToken",
     "Report",
@@ -42,6 +45,7 @@ __all__ = [
     "ScanHost",
     "Service",
     "ServiceReview",
+    "Site",
     "Tenant",
     "User",
     "Webhook",

@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 DOMAINS = (
     "health", "auth", "users", "devices", "devices.report_router", "agents", "tenants", "api_keys", "rbac", "audit",
     "webhooks", "services", "dashboard", "alerts", "streams", "scans", "reports", "cve",
+    "sites", "probes",
 )
 
 
@@ -25,7 +26,8 @@ def api_routers() -> list[APIRouter]:
 # Modules with `async def start(app: FastAPI) -> Stop`: background work (scan runners, webhook
 # delivery, report generation ...) started in the app's lifespan, stopped in reverse order.
 BACKGROUND: tuple[str, ...] = ("maintenance", "services.overdue", "webhooks.dispatcher", "alerts.engine",
-                               "agents.sweeper", "scans.runner", "reports.runner", "cve.runner")
+                               "agents.sweeper", "scans.runner", "reports.runner", "cve.runner",
+                               "probes.waiter")
 
 Stop = Callable[[], Awaitable[None]]
 

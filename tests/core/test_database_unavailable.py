@@ -23,6 +23,10 @@ async def _answers_503(server: LiveServer) -> None:
         health = await http.get("/health")
         assert health.status_code == 503
         assert health.json()["database"] == "unavailable"
+        # Metrics still answer: the request figures are in memory; the database probes count as failed.
+        metrics = await http.get("/metrics")
+        assert metrics.status_code == 200
+        assert 'ronda_metrics_probe_errors_total{probe="ronda_scans"}' in metrics.text
 
 
 async def test_postgresql_on_a_port_nobody_listens_on_is_a_503(data_dir: Path) -> None:

@@ -19,7 +19,9 @@ async def test_scan_result_inventory_and_diff(client: httpx.AsyncClient, factory
     heard: list[Event] = []
     unsubscribe = live.app.state.events.subscribe(
         lambda event: heard.append(event) if event.tenant_id == admin.tenant_id else None)
-    site = f"site_{secrets.token_hex(4)}"
+    made = await client.post("/api/v1/sites", headers=admin.headers, json={"name": f"Lab {secrets.token_hex(4)}"})
+    assert made.status_code == 201, made.text
+    site = made.json()["id"]
     listeners = [await Listener.open() for _ in range(3)]
     shut = [closed_port(), closed_port()]
     extra: Listener | None = None

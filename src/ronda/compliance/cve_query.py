@@ -9,6 +9,7 @@ from sqlalchemy import and_, func, select
 from ronda.compliance.context import EvidenceContext
 from ronda.compliance.evidence_network import optional_model
 from ronda.compliance.types import Evidence, ExceptionItem, share_result
+from ronda.core.tenancy import tenant_clause
 from ronda.devices.models import Device
 
 SERIOUS = ("critical", "high")
@@ -24,8 +25,8 @@ async def matched_evidence(ctx: EvidenceContext, match: Any) -> Evidence:
     d = ctx.dialect
     end, start = d.moment(ctx.end), d.moment(ctx.start)
     devices = int(await ctx.session.scalar(select(func.count()).select_from(Device).where(
-        Device.tenant_id == ctx.tenant_id, Device.first_seen < end, Device.last_seen >= start)) or 0)
-    serious = and_(match.tenant_id == ctx.tenant_id, match.first_seen < end, match.last_seen >= start)
+        tenant_clause(Device, ctx.tenant_id), Device.first_seen < end, Device.last_seen >= start)) or 0)
+    serious = and_(tenant_clause(match, ctx.tenant_id), match.first_seen < end, match.last_seen >= start)
     statement = select(match.device_id).where(serious)
     severity: Any = None
     if record is not None:

@@ -18,7 +18,7 @@ from sqlalchemy import String, and_, case, column, func, literal, literal_column
 
 from ronda.compliance.context import EvidenceContext
 from ronda.compliance.types import Evidence, ExceptionItem, share_result
-from ronda.core.tenancy import scoped
+from ronda.core.tenancy import scoped, tenant_clause
 from ronda.devices.models import Device, DeviceEvaluation
 from ronda.devices.schemas import POSTURE_CHECKS
 
@@ -83,7 +83,7 @@ async def posture_by_device(ctx: EvidenceContext) -> list[DevicePosture]:
             d.seconds(DeviceEvaluation.evaluated_at, start).label("ts"),
             mask.label("g"),
         )
-        .where(DeviceEvaluation.tenant_id == ctx.tenant_id, DeviceEvaluation.evaluated_at < d.moment(ctx.end))
+        .where(tenant_clause(DeviceEvaluation, ctx.tenant_id), DeviceEvaluation.evaluated_at < d.moment(ctx.end))
     )
     if checks is not None:
         statement_rows = statement_rows.join(checks, true())
@@ -213,7 +213,7 @@ async def asset_inventory(ctx: EvidenceContext) -> Evidence:
     counts = (await ctx.session.execute(
         select(func.count(), func.coalesce(func.sum(case((lacking, 1), else_=0)), 0),
                func.coalesce(func.sum(case((Device.managed.is_(True), 1), else_=0)), 0))
-        .select_from(Device).where(Device.tenant_id == ctx.tenant_id, in_period)
+        .select_from(Device).where(tenant_clause(Device, ctx.tenant_id), in_period)
     )).one()
     total, short, managed = int(counts[0]), int(counts[1]), int(counts[2])
     rows = (await ctx.session.execute(

@@ -11,7 +11,7 @@ from ronda.audit.models import AuditLog
 from ronda.compliance.chain import verify
 from ronda.compliance.context import EvidenceContext
 from ronda.compliance.types import Evidence, ExceptionItem, share_result
-from ronda.core.tenancy import scoped
+from ronda.core.tenancy import scoped, tenant_clause
 from ronda.core.timeutil import as_utc
 from ronda.users.models import User
 
@@ -35,7 +35,7 @@ async def _mfa(ctx: EvidenceContext, key: str, title: str, roles: tuple[str, ...
     # Since when: the last time MFA was turned off, else since the account exists.
     disabled = (
         select(AuditLog.resource_id.label("user_id"), func.max(AuditLog.created_at).label("at"))
-        .where(AuditLog.tenant_id == ctx.tenant_id, AuditLog.event_type == "auth.mfa.disabled",
+        .where(tenant_clause(AuditLog, ctx.tenant_id), AuditLog.event_type == "auth.mfa.disabled",
                AuditLog.resource_type == "user")
         .group_by(AuditLog.resource_id).subquery()
     )
@@ -77,7 +77,7 @@ async def inactive_accounts(ctx: EvidenceContext) -> Evidence:
     """Active accounts older than 90 days that have not logged in for 90 days at the period's end."""
     d = ctx.dialect
     cutoff = d.moment(ctx.end - timedelta(days=INACTIVE_DAYS))
-    active = and_(User.tenant_id == ctx.tenant_id, User.is_active.is_(True), User.role != "agent",
+    active = and_(tenant_clause(User, ctx.tenant_id), User.is_active.is_(True), User.role != "agent",
                   User.created_at < d.moment(ctx.end))
     stale = and_(User.created_at < cutoff, or_(User.last_login_at.is_(None), User.last_login_at < cutoff))
     total, idle = (await ctx.session.execute(
@@ -106,7 +106,7 @@ async def api_key_hygiene(ctx: EvidenceContext) -> Evidence:
     end, start = d.moment(ctx.end), d.moment(ctx.start)
     unused_cut = d.moment(ctx.end - timedelta(days=KEY_UNUSED_DAYS))
     live = and_(
-        ApiKey.tenant_id == ctx.tenant_id, ApiKey.created_at < end,
+        tenant_clause(ApiKey, ctx.tenant_id), ApiKey.created_at < end,
         or_(ApiKey.revoked_at.is_(None), ApiKey.revoked_at >= start),
         or_(ApiKey.expires_at.is_(None), ApiKey.expires_at >= start),
     )
@@ -161,7 +161,7 @@ async def audit_chain(ctx: EvidenceContext) -> Evidence:
 async def audit_activity(ctx: EvidenceContext) -> Evidence:
     """Security-relevant activity was recorded during the period."""
     d = ctx.dialect
-    in_period = and_(AuditLog.tenant_id == ctx.tenant_id, AuditLog.created_at >= d.moment(ctx.start),
+    in_period = and_(tenant_clause(AuditLog, ctx.tenant_id), AuditLog.created_at >= d.moment(ctx.start),
                      AuditLog.created_at < d.moment(ctx.end))
     rows = (await ctx.session.execute(
         select(AuditLog.category, func.count()).where(in_period).group_by(AuditLog.category)

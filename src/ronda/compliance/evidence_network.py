@@ -17,12 +17,13 @@ from ronda.compliance.exposure import (
     risky_clause,
 )
 from ronda.compliance.types import Evidence, ExceptionItem, share_result
+from ronda.core.tenancy import tenant_clause
 from ronda.devices.models import Device, DevicePort
 
 
 def _ports_in_period(ctx: EvidenceContext) -> Any:
     d = ctx.dialect
-    return and_(DevicePort.tenant_id == ctx.tenant_id, DevicePort.state == "open",
+    return and_(tenant_clause(DevicePort, ctx.tenant_id), DevicePort.state == "open",
                 DevicePort.first_seen < d.moment(ctx.end), DevicePort.last_seen >= d.moment(ctx.start))
 
 
@@ -91,12 +92,12 @@ async def network_scans(ctx: EvidenceContext) -> Evidence:
     start = ctx.start
     weeks_total = max(1, -(-int((ctx.end - start).total_seconds()) // (7 * 86400)))
     week = func.floor(d.seconds(scan.completed_at, d.moment(start)) / (7 * 86400.0))
-    in_period = and_(scan.tenant_id == ctx.tenant_id, scan.status == "completed",
+    in_period = and_(tenant_clause(scan, ctx.tenant_id), scan.status == "completed",
                      scan.completed_at >= d.moment(start), scan.completed_at < d.moment(ctx.end))
     scans, weeks = (await ctx.session.execute(
         select(func.count(), func.count(func.distinct(week))).where(in_period))).one()
     last = await ctx.session.scalar(select(func.max(scan.completed_at)).where(
-        scan.tenant_id == ctx.tenant_id, scan.status == "completed", scan.completed_at < d.moment(ctx.end)))
+        tenant_clause(scan, ctx.tenant_id), scan.status == "completed", scan.completed_at < d.moment(ctx.end)))
     weeks = int(weeks)
     items = []
     if weeks < weeks_total:

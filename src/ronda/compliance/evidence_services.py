@@ -15,7 +15,7 @@ from sqlalchemy import and_, case, func, literal, or_, select
 
 from ronda.compliance.context import EvidenceContext
 from ronda.compliance.types import Evidence, ExceptionItem, share_result
-from ronda.core.tenancy import scoped
+from ronda.core.tenancy import scoped, tenant_clause
 from ronda.services.models import Service, ServiceReview
 
 FIRST_REVIEW_GRACE = 30  # days a new service may go without its first review
@@ -73,7 +73,7 @@ async def service_reviews(ctx: EvidenceContext) -> Evidence:
             per_review.c.since, per_review.c.until, per_review.c.first_review,
         )
         .outerjoin(per_review, per_review.c.service_id == Service.id)
-        .where(Service.tenant_id == ctx.tenant_id, Service.created_at < d.moment(ctx.end))
+        .where(tenant_clause(Service, ctx.tenant_id), Service.created_at < d.moment(ctx.end))
         .subquery("per_service")
     )
     totals = (await ctx.session.execute(select(
@@ -111,7 +111,7 @@ def _service_setting(key: str, title: str, setting: Any, reason: str, note: str)
 
     async def query(ctx: EvidenceContext) -> Evidence:
         d = ctx.dialect
-        scope = and_(Service.tenant_id == ctx.tenant_id, Service.created_at < d.moment(ctx.end),
+        scope = and_(tenant_clause(Service, ctx.tenant_id), Service.created_at < d.moment(ctx.end),
                      Service.data_classification.in_(SENSITIVE))
         total, ok = (await ctx.session.execute(
             select(func.count(), func.coalesce(func.sum(case((setting, 1), else_=0)), 0)).where(scope)
@@ -150,7 +150,7 @@ service_logging = _service_setting(
 async def supplier_inventory(ctx: EvidenceContext) -> Evidence:
     """Every service has an owner and a recorded data location."""
     d = ctx.dialect
-    scope = and_(Service.tenant_id == ctx.tenant_id, Service.created_at < d.moment(ctx.end))
+    scope = and_(tenant_clause(Service, ctx.tenant_id), Service.created_at < d.moment(ctx.end))
     lacking = or_(Service.owner_id.is_(None), Service.data_location.is_(None), Service.data_location == literal(""))
     total, bad = (await ctx.session.execute(
         select(func.count(), func.coalesce(func.sum(case((lacking, 1), else_=0)), 0)).where(scope)

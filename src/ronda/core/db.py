@@ -51,6 +51,7 @@ class Base(DeclarativeBase):
 
 
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's write transaction
+PG_CONNECT_TIMEOUT = 10.0  # seconds to establish a PostgreSQL connection (asyncpg's default: 60)
 SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL")
 
 
@@ -62,7 +63,10 @@ def create_engine(url: str, *, echo: bool = False, busy_timeout: float = SQLITE_
         return engine
     # No pre-ping (a round trip per checkout): a connection that died since its last use fails its
     # request with 503 (core/errors.py), and SQLAlchemy replaces the pool's connections.
-    engine = create_async_engine(url, echo=echo, pool_size=20, max_overflow=20)
+    # A server that accepts the connection but never answers (hung, overloaded) fails it after
+    # PG_CONNECT_TIMEOUT, a 503, rather than after asyncpg's default of 60 s.
+    engine = create_async_engine(url, echo=echo, pool_size=20, max_overflow=20,
+                                 connect_args={"timeout": PG_CONNECT_TIMEOUT})
     _configure_postgresql(engine)
     return engine
 

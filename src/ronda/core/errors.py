@@ -117,6 +117,13 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 SQLITE_UNAVAILABLE = frozenset({5, 6, 8, 10, 11, 13, 14, 15, 26})
 
 
+# PostgreSQL SQLSTATEs of a server that cannot serve right now: connection exceptions (08), shutting down
+# or starting up (57P01-57P04: asyncpg raises these as a plain Error, not an OperationalError), out of
+# resources (53: disk full, out of memory, too many connections), a read-only (standby) server.
+def _pg_unavailable(sqlstate: str) -> bool:
+    return sqlstate.startswith(("08", "57P", "53")) or sqlstate == "25006"
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """True when a database error says the database is unreachable or unusable (a 503), not that a
     statement was wrong (a 500)."""
@@ -129,6 +136,8 @@ def database_unavailable(exc: BaseException) -> bool:
     code = getattr(exc.orig, "sqlite_errorcode", None)
     if code is not None:
         return int(code) & 0xFF in SQLITE_UNAVAILABLE
+    if _pg_unavailable(str(getattr(exc.orig, "sqlstate", None) or "")):
+        return True
     # PostgreSQL: connecting failed (core/db.py turns that into OperationalError) or the driver
     # lost the connection.
     return isinstance(exc, OperationalError | InterfaceError)

@@ -8,6 +8,7 @@ by "probes" that domains register: each is an async function of a session return
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import time
@@ -84,7 +85,8 @@ class Metrics:
                     except Exception:  # a broken probe must not take the other figures down
                         log.exception("metrics probe %s failed", name)
                         self.scrape_errors.labels(name).inc()
-                        await session.rollback()
+                        with contextlib.suppress(Exception):  # the database may be the thing that is away
+                            await session.rollback()
                         continue
                     gauge.clear()
                     for label_values, value in samples.items():

@@ -11,6 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from redis.exceptions import RedisError
+
+from ronda.core.errors import AppError
+
 TIERS: dict[str, tuple[int, int]] = {  # tier -> (per minute, burst per second)
     "standard": (60, 10),
     "admin": (120, 20),
@@ -170,13 +174,20 @@ class RedisRateLimiter:
             f"{self._ns}:{quota_key or '-'}:d:{day}",
         ]
         use_quota = quota if (quota_key and quota is not None) else -1
-        _, s, m, d = (int(x) for x in await self._script(keys=keys, args=[per_minute, burst, use_quota]))
+        try:
+            _, s, m, d = (int(x) for x in await self._script(keys=keys, args=[per_minute, burst, use_quota]))
+        except RedisError as exc:
+            # Fail closed: without the shared counters no budget can be enforced, so nothing is let through.
+            raise AppError(503, "Rate limiting unavailable; retry shortly", headers={"Retry-After": "1"}) from exc
         return _decide(now, s, m, d, per_minute, burst, None if use_quota < 0 else use_quota)
 
     async def peek(self, key: str, per_minute: int) -> Decision:
         now = self.clock()
         _, minute, _ = _windows(now)
-        used = int(await self._redis.get(f"{self._ns}:{key}:m:{minute}") or 0)
+        try:
+            used = int(await self._redis.get(f"{self._ns}:{key}:m:{minute}") or 0)
+        except RedisError:  # only for a response's headers (which may be a 503 about Redis): say none left
+            used = per_minute
         return Decision(True, per_minute, max(per_minute - used, 0), (minute + 1) * 60)
 
     async def ping(self) -> bool:

@@ -19,6 +19,7 @@ from ronda.compliance.exposure import (
     risky_clause,
 )
 from ronda.compliance.sqlfuncs import Dialect
+from ronda.core.tenancy import tenant_clause
 from ronda.core.timeutil import iso
 from ronda.devices.models import Device, DevicePort
 from ronda.reports.documents import ReportMeta
@@ -29,8 +30,8 @@ INVENTORY_LIMIT = 20000  # devices listed in the inventory (all are counted)
 
 async def network_document(session: AsyncSession, meta: ReportMeta, site_id: str | None) -> dict[str, Any]:
     d = Dialect(session.get_bind().dialect.name)
-    device_scope: list[Any] = [Device.tenant_id == meta.tenant_id]
-    port_scope: list[Any] = [DevicePort.tenant_id == meta.tenant_id, DevicePort.state == "open"]
+    device_scope: list[Any] = [tenant_clause(Device, meta.tenant_id)]
+    port_scope: list[Any] = [tenant_clause(DevicePort, meta.tenant_id), DevicePort.state == "open"]
     if meta.start and meta.end:
         start = datetime.combine(meta.start, time(), UTC)
         end = datetime.combine(meta.end + timedelta(days=1), time(), UTC)
@@ -153,7 +154,7 @@ async def _cves(session: AsyncSession, tenant_id: str, devices_in_scope: Any) ->
     columns: list[Any] = [match.device_id, func.coalesce(Device.device_name, Device.hostname, Device.ip, Device.id),
                           match.cve_id, match.package, match.first_seen]
     statement = select(*columns).join(Device, Device.id == match.device_id).where(
-        match.tenant_id == tenant_id, match.device_id.in_(devices_in_scope))
+        tenant_clause(match, tenant_id), match.device_id.in_(devices_in_scope))
     score: Any = None
     if record is not None:
         score = func.coalesce(record.cvss_score, 0)

@@ -41,6 +41,10 @@ class Scan(Base):
     requested_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
     runner_id: Mapped[str | None] = mapped_column(String(120), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Workers and probes hold a lease, renewed by their heartbeats; an expired lease means the
+    # scan is taken over (re-queued once) or failed. attempts counts the leases taken.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     progress_percent: Mapped[float] = mapped_column(Float, default=0.0)
     hosts_total: Mapped[int] = mapped_column(Integer, default=0)
     hosts_found: Mapped[int] = mapped_column(Integer, default=0)

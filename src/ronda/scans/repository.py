@@ -87,17 +87,22 @@ async def claim(session: AsyncSession, scan_id: str, runner_id: str, now: dateti
     return bool(getattr(result, "rowcount", 0))
 
 
-async def save_progress(session: AsyncSession, scan_id: str, values: dict[str, Any]) -> bool:
-    """Write progress while the scan is still running; False once it is not (stopped elsewhere)."""
+async def save_progress(session: AsyncSession, scan_id: str, runner_id: str, values: dict[str, Any]) -> bool:
+    """Write progress while the scan is still running here; False once it is not (stopped elsewhere, or
+    its lease lost and the scan taken over)."""
     result = await session.execute(
-        update(Scan).where(Scan.id == scan_id, Scan.status == "running").values(**values)
+        update(Scan).where(Scan.id == scan_id, Scan.status == "running", Scan.runner_id == runner_id).values(**values)
     )
     return bool(getattr(result, "rowcount", 0))
 
 
-async def heartbeat(session: AsyncSession, runner_id: str, now: datetime) -> None:
+async def heartbeat(session: AsyncSession, runner_id: str, now: datetime, lease_until: datetime | None = None) -> None:
+    """The runner's scans are alive; a worker's leases are extended to `lease_until`."""
+    values: dict[str, Any] = {"heartbeat_at": now}
+    if lease_until is not None:
+        values["lease_expires_at"] = lease_until
     await session.execute(
-        update(Scan).where(Scan.runner_id == runner_id, Scan.status.in_(sorted(ACTIVE))).values(heartbeat_at=now)
+        update(Scan).where(Scan.runner_id == runner_id, Scan.status.in_(sorted(ACTIVE))).values(**values)
     )
 
 
@@ -119,6 +124,7 @@ async def for_update(session: AsyncSession, scan_id: str) -> Scan | None:
     return scan
 
 
-async def statuses(session: AsyncSession, scan_ids: Sequence[str]) -> dict[str, str]:
-    rows = await session.execute(select(Scan.id, Scan.status).where(Scan.id.in_(list(scan_ids))))
-    return {scan_id: status for scan_id, status in rows.all()}
+async def statuses(session: AsyncSession, scan_ids: Sequence[str], runner_id: str) -> dict[str, str]:
+    """Each scan's status, as `running` only while it runs under `runner_id`."""
+    rows = await session.execute(select(Scan.id, Scan.status, Scan.runner_id).where(Scan.id.in_(list(scan_ids))))
+    return {scan_id: status if runner == runner_id else "elsewhere" for scan_id, status, runner in rows.all()}

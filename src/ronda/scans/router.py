@@ -47,7 +47,7 @@ CSV_CONTENT: dict[int | str, dict[str, Any]] = {
 async def start_scan(body: ScanStart, request: Request, principal: WriterDep, session: SessionDep,
                      runtime: RuntimeDep, actor: ActorDep) -> ScanRead:
     runner = getattr(request.app.state, "scan_runner", None)
-    return await service.start_scan(session, runtime, principal, body, actor, getattr(runner, "runner_id", None))
+    return await service.start_scan(session, runtime, principal, body, actor, getattr(runner, "new_scan_owner", None))
 
 
 @router.get("", summary="List scans (status filter, both pagination styles, CSV)", response_model=Page[ScanRead],

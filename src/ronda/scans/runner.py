@@ -9,6 +9,11 @@ transaction. A stopped scan's process group is killed as soon as the stop commit
 Each server process has a runner id (host:pid:random) stamped on the scans it accepted, with a
 heartbeat; a scan whose runner is a dead process on this host, or whose heartbeat went quiet, is
 failed by whichever server notices first, so no scan is ever left `running`.
+
+Modes (RONDA_SCAN_EXECUTOR): `embedded` (above); `workers`, where a server only queues (mode
+"server": it sweeps, nothing more) and `ronda worker` processes (mode "worker", worker.py) lease
+queued scans (leases.py) and run them through this same code. Scans held under a lease (workers,
+probes) are judged by the lease alone: once it lapses, the sweep re-queues them once, then fails them.
 """
 
 from __future__ import annotations
@@ -36,11 +41,12 @@ from ronda.core import events
 from ronda.core.db import transaction
 from ronda.core.events import Event, EventBus
 from ronda.core.runtime import Runtime
-from ronda.core.timeutil import as_utc, iso, utcnow
+from ronda.core.timeutil import as_utc, utcnow
 from ronda.scanner import ScanResult
-from ronda.scans import repository
+from ronda.scans import leases, repository
 from ronda.scans.finish import complete
 from ronda.scans.models import Scan
+from ronda.scans.relay import Relay
 from ronda.scans.schemas import ACTIVE
 
 log = logging.getLogger("ronda.scans")
@@ -48,14 +54,28 @@ log = logging.getLogger("ronda.scans")
 POLL_SECONDS = 1.0  # while scans run here: how often their database status is checked
 IDLE_POLL = 30.0  # otherwise: how often to look for a queued scan whose wake-up was missed
 SWEEP_EVERY = 20.0  # how often to look for scans other (dead) servers left behind
-SAVE_EVERY = 1.0  # progress is written at most this often
-PUBLISH_EVERY = 0.25  # scan.progress events at most this often
 HEARTBEAT_EVERY = 10.0
 STALE_AFTER = 60.0  # a runner silent this long is gone
 KILL_WAIT = 5.0
 READ_LIMIT = 256 * 1024 * 1024  # the largest JSON line (the result of a big scan)
 BIG_LINE = 64 * 1024  # lines longer than this are decoded in a thread
 RESTARTED = "server restarted"
+LEASE_LOST = "its worker stopped renewing the lease (lease expired)"
+WORKER_POLL = 2.0  # an idle worker's look for queued scans (a scan.queued event wakes it sooner)
+Mode = str  # "embedded" | "server" | "worker"
+
+
+def scan_options(scan: Scan, max_hosts: int) -> dict[str, Any]:
+    """The ScanOptions (as a dict) a scan runs with: in a worker process here, or on a remote probe."""
+    stored = scan.options or {}
+    options: dict[str, Any] = {
+        "targets": list(stored.get("ranges") or scan.networks), "ports": stored.get("ports"),
+        "profile": scan.profile, "timeout_ms": stored.get("timeout_ms"),
+        "max_concurrent": stored.get("max_concurrent"), "max_rate": stored.get("max_rate"),
+        "enable_profiling": stored.get("enable_profiling"), "engine": stored.get("engine"),
+        "max_hosts": max(max_hosts, scan.hosts_total),
+    }
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -74,11 +94,16 @@ def _pid_alive(pid: int) -> bool:
 
 
 class ScanRunner:
-    def __init__(self, runtime: Runtime, bus: EventBus) -> None:
+    def __init__(self, runtime: Runtime, bus: EventBus, mode: Mode = "embedded") -> None:
         self.runtime = runtime
         self.bus = bus
+        self.mode = mode
         self.host = socket.gethostname()[:60]
         self.runner_id = f"{self.host}:{os.getpid()}:{secrets.token_hex(6)}"
+        self.lease_seconds = runtime.settings.scan_lease_seconds
+        # Leases are renewed well before they lapse, and looked at as often as they could lapse.
+        self.heartbeat_every = min(HEARTBEAT_EVERY, self.lease_seconds / 3)
+        self.sweep_every = min(SWEEP_EVERY, max(self.lease_seconds / 2, 0.25))
         self.slots = asyncio.Semaphore(runtime.settings.scan_workers)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.processes: dict[str, asyncio.subprocess.Process] = {}
@@ -120,6 +145,11 @@ class ScanRunner:
         except Exception:
             log.exception("scan runner: could not mark this server's scans as stopped")
 
+    @property
+    def new_scan_owner(self) -> str | None:
+        """The runner_id a scan accepted here is stamped with (AWAITING_LEASE: a worker will lease it)."""
+        return self.runner_id if self.mode == "embedded" else leases.AWAITING_LEASE
+
     async def _fail_mine(self, reason: str) -> None:
         async with self.unit(write=False) as session:
             mine = [scan.id for scan in await repository.active_scans(session, lock=False)
@@ -130,7 +160,10 @@ class ScanRunner:
             for scan_id in mine:
                 scan = await repository.for_update(session, scan_id)
                 if scan is not None and scan.status in ACTIVE:
-                    await self._fail(session, scan, reason)
+                    if scan.lease_expires_at is not None:  # a worker gives its leases back
+                        await leases.take_over(session, scan, "its worker stopped", given_back=True)
+                    else:
+                        await self._fail(session, scan, reason)
 
     def _on_event(self, event: Event) -> None:
         if event.type == "scan.queued":
@@ -150,11 +183,13 @@ class ScanRunner:
             try:
                 await self._dispatch()
                 await self._reap_stopped()
-                if self.tasks and clock() - last_beat >= HEARTBEAT_EVERY:
+                if self.tasks and clock() - last_beat >= self.heartbeat_every:
                     last_beat = clock()  # this server's queued and running scans are alive
+                    now = utcnow()
+                    lease_until = now + timedelta(seconds=self.lease_seconds) if self.mode == "worker" else None
                     async with self.unit() as session:
-                        await repository.heartbeat(session, self.runner_id, utcnow())
-                if clock() - last_sweep >= SWEEP_EVERY:
+                        await repository.heartbeat(session, self.runner_id, now, lease_until)
+                if clock() - last_sweep >= self.sweep_every:
                     last_sweep = clock()
                     await self.sweep()
             except asyncio.CancelledError:
@@ -162,10 +197,21 @@ class ScanRunner:
             except Exception:
                 log.exception("scan runner loop failed; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), POLL_SECONDS if self.tasks else IDLE_POLL)
+                await asyncio.wait_for(self.wake.wait(), self._pause())
             self.wake.clear()
 
+    def _pause(self) -> float:
+        if self.tasks:
+            return min(POLL_SECONDS, self.heartbeat_every)
+        idle = WORKER_POLL if self.mode == "worker" else IDLE_POLL
+        return min(idle, self.sweep_every)
+
     async def _dispatch(self) -> None:
+        if self.mode == "server":
+            return  # `ronda worker` processes run the scans
+        if self.mode == "worker":
+            await self._lease()
+            return
         async with self.unit(write=False) as session:
             queued = await repository.queued_for(session, self.runner_id)
         for scan_id in queued:
@@ -174,6 +220,21 @@ class ScanRunner:
                 self.tasks[scan_id] = task
                 task.add_done_callback(self._forgetter(scan_id))
 
+    async def _lease(self) -> None:
+        """Take queued scans while this worker has free slots (a read first: idle costs no write)."""
+        while not self.closing and len(self.tasks) < self.runtime.settings.scan_workers:
+            async with self.unit(write=False) as session:
+                if not await leases.waiting(session, utcnow()):
+                    return
+            async with self.unit() as session:
+                scan = await leases.lease_next(session, self.runner_id, self.lease_seconds)
+            if scan is None:
+                return  # another worker was quicker
+            log.info("worker %s leased scan %s (attempt %d)", self.runner_id, scan.id, scan.attempts)
+            task = asyncio.create_task(self._run(scan.id), name=f"scan-{scan.id}")
+            self.tasks[scan.id] = task
+            task.add_done_callback(self._forgetter(scan.id))
+
     async def _reap_stopped(self) -> None:
         """Kill the process of any scan of ours the database no longer says is running (a stop that
         another server process accepted, should its event not reach us)."""
@@ -181,7 +242,7 @@ class ScanRunner:
         if not running:
             return
         async with self.unit(write=False) as session:
-            statuses = await repository.statuses(session, running)
+            statuses = await repository.statuses(session, running, self.runner_id)
         for scan_id in running:
             if statuses.get(scan_id) != "running":
                 self.stopped.add(scan_id)
@@ -208,6 +269,11 @@ class ScanRunner:
         """Why a queued or running scan will never finish, or None while its runner lives."""
         if scan.runner_id == self.runner_id:
             return None
+        if scan.lease_expires_at is not None:  # held by a worker or a probe: the lease alone decides
+            lease = as_utc(scan.lease_expires_at)
+            return LEASE_LOST if lease is not None and lease < now else None
+        if scan.runner_id == leases.AWAITING_LEASE:  # for a worker or a probe to lease
+            return None if scan.status == "queued" else RESTARTED
         if not scan.runner_id:
             return RESTARTED
         host, _, rest = scan.runner_id.partition(":")
@@ -232,7 +298,10 @@ class ScanRunner:
             for scan_id in suspects:
                 scan = await repository.for_update(session, scan_id)
                 reason = self._orphaned(scan, now) if scan is not None and scan.status in ACTIVE else None
-                if scan is not None and reason is not None:
+                if scan is not None and reason is not None and scan.lease_expires_at is not None:
+                    log.warning("scan %s lost its runner %s: %s", scan.id, scan.runner_id, reason)
+                    await leases.take_over(session, scan, reason)
+                elif scan is not None and reason is not None:
                     log.warning("scan %s was left %s; marking it failed: %s", scan.id, scan.status, reason)
                     await self._fail(session, scan, reason)
 
@@ -242,13 +311,9 @@ class ScanRunner:
         async with self.slots:
             if self.closing:
                 return
-            async with self.unit() as session:
-                if not await repository.claim(session, scan_id, self.runner_id, utcnow()):
-                    return  # stopped while queued
-                scan = await repository.for_update(session, scan_id)
-                assert scan is not None
-                events.queue(session, "scan.started", scan.tenant_id,
-                             {"scan_id": scan.id, "target": scan.target, "profile": scan.profile})
+            scan = await self._begin(scan_id)
+            if scan is None:
+                return  # stopped while queued (or, leased, stopped or taken over meanwhile)
             try:
                 await self._execute(scan)
             except asyncio.CancelledError:
@@ -259,16 +324,23 @@ class ScanRunner:
                 self._kill(scan_id)
                 await self._finish_failed(scan_id, f"internal error: {type(exc).__name__}")
 
+    async def _begin(self, scan_id: str) -> Scan | None:
+        async with self.unit() as session:
+            if self.mode == "worker":  # leased: already running under this worker (scan.started queued then)
+                scan = await repository.for_update(session, scan_id)
+                if scan is None or scan.status != "running" or scan.runner_id != self.runner_id:
+                    return None
+                return scan
+            if not await repository.claim(session, scan_id, self.runner_id, utcnow()):
+                return None
+            scan = await repository.for_update(session, scan_id)
+            assert scan is not None
+            events.queue(session, "scan.started", scan.tenant_id,
+                         {"scan_id": scan.id, "target": scan.target, "profile": scan.profile})
+        return scan
+
     def _options(self, scan: Scan) -> dict[str, Any]:
-        stored = scan.options or {}
-        options: dict[str, Any] = {
-            "targets": list(stored.get("ranges") or scan.networks), "ports": stored.get("ports"),
-            "profile": scan.profile, "timeout_ms": stored.get("timeout_ms"),
-            "max_concurrent": stored.get("max_concurrent"), "max_rate": stored.get("max_rate"),
-            "enable_profiling": stored.get("enable_profiling"), "engine": stored.get("engine"),
-            "max_hosts": max(self.runtime.settings.scan_max_hosts, scan.hosts_total),
-        }
-        return {k: v for k, v in options.items() if v is not None}
+        return scan_options(scan, self.runtime.settings.scan_max_hosts)
 
     async def _execute(self, scan: Scan) -> None:
         process = await asyncio.create_subprocess_exec(
@@ -342,90 +414,25 @@ class ScanRunner:
     async def _finish_failed(self, scan_id: str, reason: str) -> None:
         async with self.unit() as session:
             scan = await repository.for_update(session, scan_id)
-            if scan is not None and scan.status in ACTIVE:
+            if scan is not None and scan.status in ACTIVE and scan.runner_id == self.runner_id:
                 await self._fail(session, scan, reason)
 
     async def _finish_completed(self, scan_id: str, result: ScanResult) -> None:
         async with self.unit() as session:
             scan = await repository.for_update(session, scan_id)
-            if scan is None or scan.status != "running":
-                return
+            if scan is None or scan.status != "running" or scan.runner_id != self.runner_id:
+                return  # stopped, or (its lease lost) taken over by another runner
+            scan.lease_expires_at = None
             await complete(session, scan, result)
-
-
-class Relay:
-    """Turns a worker's JSON lines into bus events and (throttled) progress writes."""
-
-    def __init__(self, runner: ScanRunner, scan: Scan) -> None:
-        self.runner = runner
-        self.scan = scan
-        self.result: ScanResult | None = None
-        self.error: str | None = None
-        self.hosts_found = 0
-        self.ports_found = 0
-        self.progress: dict[str, Any] = {}
-        self.saved_at = 0.0
-        self.published_at = 0.0
-
-    async def _publish(self, event_type: str, data: dict[str, Any]) -> None:
-        await self.runner.bus.publish(event_type, self.scan.tenant_id, {"scan_id": self.scan.id, **data})
-
-    async def handle(self, message: dict[str, Any]) -> bool:
-        """False once the scan is no longer running in the database (stopped elsewhere)."""
-        kind, data = message.get("type"), message.get("data") or {}
-        if kind == "host_found":
-            self.hosts_found += 1
-            await self._publish("scan.host_found", {name: data.get(name) for name in
-                                                    ("ip", "hostname", "mac", "vendor", "os_guess", "device_type")})
-        elif kind == "port_found":
-            self.ports_found += 1
-            await self._publish("scan.port_found", {name: data.get(name) for name in
-                                                    ("ip", "port", "protocol", "service", "product", "version")})
-        elif kind == "progress":
-            self.progress = data
-        elif kind == "result":
-            self.result = ScanResult.from_dict(data)
-            return True
-        elif kind == "error":
-            self.error = str(data.get("message") or "the scanner refused its options")[:500]
-            return True
-        return await self._tick()
-
-    def _values(self) -> dict[str, Any]:
-        percent = float(self.progress.get("progress_percent") or 0.0)
-        eta = self.progress.get("eta_seconds")
-        estimated = utcnow() + timedelta(seconds=float(eta)) if isinstance(eta, int | float) and eta >= 0 else None
-        return {
-            "progress_percent": max(0.0, min(percent, 99.9)),
-            "hosts_found": max(self.hosts_found, int(self.progress.get("hosts_found") or 0)),
-            "ports_found": max(self.ports_found, int(self.progress.get("ports_found") or 0)),
-            "probes_sent": int(self.progress.get("probes_sent") or 0),
-            "estimated_completion": estimated,
-        }
-
-    async def _tick(self) -> bool:
-        clock = asyncio.get_running_loop().time()
-        values = self._values()
-        if clock - self.published_at >= PUBLISH_EVERY:
-            self.published_at = clock
-            await self._publish("scan.progress", {
-                "progress_percent": round(values["progress_percent"], 1), "hosts_found": values["hosts_found"],
-                "ports_found": values["ports_found"], "estimated_completion": iso(values["estimated_completion"]),
-            })
-        if clock - self.saved_at < SAVE_EVERY:
-            return True
-        self.saved_at = clock
-        now = utcnow()
-        async with self.runner.unit() as session:
-            return await repository.save_progress(session, self.scan.id,
-                                                  {**values, "heartbeat_at": now, "updated_at": now})
 
 
 Stop = Callable[[], Awaitable[None]]
 
 
 async def start(app: FastAPI) -> Stop:
-    runner = ScanRunner(app.state.runtime, app.state.events)
+    runtime: Runtime = app.state.runtime
+    mode = "embedded" if runtime.settings.scan_executor == "embedded" else "server"
+    runner = ScanRunner(runtime, app.state.events, mode)
     await runner.start()
     app.state.scan_runner = runner
     return runner.stop

@@ -143,3 +143,43 @@ class ScanResultRead(OutputModel):
     devices: list[HostRead]
     diff: ScanDiff | None
     error: str | None
+
+
+class ResultPort(InputModel):
+    """A port as the scanner's PortResult.to_dict() writes it (a probe's posted result)."""
+
+    port: int = Field(ge=1, le=65535)
+    protocol: str = Field("tcp", max_length=8)
+    state: str = Field("open", max_length=20)
+    service: str | None = Field(None, max_length=100)
+    product: str | None = Field(None, max_length=200)
+    version: str | None = Field(None, max_length=100)
+    banner: str | None = Field(None, max_length=4096)
+    cpe: list[str] = Field(default_factory=list, max_length=50)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class ResultHost(InputModel):
+    ip: str = Field(max_length=45)
+    hostname: str | None = Field(None, max_length=255)
+    mac: str | None = Field(None, max_length=40)
+    vendor: str | None = Field(None, max_length=200)
+    os_guess: str | None = Field(None, max_length=200)
+    os_confidence: int = Field(0, ge=0, le=100)
+    device_type: str | None = Field(None, max_length=40)
+    device_type_confidence: int = Field(0, ge=0, le=100)
+    ttl: int | None = Field(None, ge=0, le=255)
+    rtt_ms: float | None = Field(None, ge=0)
+    ports: list[ResultPort] = Field(default_factory=list, max_length=65535)
+
+
+class ScanResultBody(InputModel):
+    """The scanner's ScanResult.to_dict(): what a remote probe posts when its scan is done."""
+
+    hosts: list[ResultHost] = Field(default_factory=list, max_length=65536)
+    started_at: UtcDatetime
+    finished_at: UtcDatetime
+    hosts_total: int = Field(0, ge=0)
+    ports_per_host: int = Field(0, ge=0)
+    probes_sent: int = Field(0, ge=0)
+    engine: str = Field("builtin", max_length=20)

@@ -24,7 +24,7 @@ from ronda.core.responses import json_response
 from ronda.core.runtime import Runtime
 from ronda.core.timeutil import as_utc, iso, utcnow
 from ronda.scanner import ScanInputError
-from ronda.scans import repository
+from ronda.scans import leases, repository
 from ronda.scans.models import Scan, ScanHost
 from ronda.scans.schemas import (
     FINISHED,
@@ -36,6 +36,7 @@ from ronda.scans.schemas import (
     ScanStart,
 )
 from ronda.scans.targets import OutsideAllowed, Prepared, prepare
+from ronda.sites.service import require_site
 
 PREPARE_TIMEOUT = 20.0  # seconds for resolving host names and checking the target set
 
@@ -119,6 +120,10 @@ async def start_scan(
     if body.engine == "nmap" and not await asyncio.to_thread(nmap_installed):
         raise _bad("engine", "nmap is not installed on this server")
     await repository.lock_tenant(session, principal.tenant_id)
+    if body.site_id is not None:
+        await require_site(session, principal.tenant_id, body.site_id)
+        if await leases.site_has_active_probe(session, principal.tenant_id, body.site_id, utcnow()):
+            runner_id = leases.AWAITING_LEASE  # the site's probe takes it (probes/)
     limit = rt.settings.scan_max_concurrent
     if await repository.active_count(session, principal.tenant_id) >= limit:
         raise AppError(429, f"Your tenant already has {limit} scan(s) queued or running; "

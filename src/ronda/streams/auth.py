@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import WebSocket
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from ronda.auth.authenticator import Authenticator, extract_credential
-from ronda.core.errors import AppError
+from ronda.core.errors import AppError, database_unavailable
 from ronda.core.principal import Principal
 from ronda.core.security import looks_like_jwt
 
@@ -21,9 +22,10 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_RATE_LIMITED = 4429
+CLOSE_UNAVAILABLE = 4503  # the database or the rate limiter's Redis is unreachable: try again later
 CLOSE_TOO_SLOW = 1013  # "try again later": the client did not keep up
 CLOSE_STATUS = {400: CLOSE_BAD_REQUEST, 401: CLOSE_UNAUTHORIZED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND,
-                429: CLOSE_RATE_LIMITED}
+                429: CLOSE_RATE_LIMITED, 503: CLOSE_UNAVAILABLE}
 
 
 class StreamRefused(Exception):
@@ -66,6 +68,10 @@ async def authenticate(websocket: WebSocket) -> StreamCaller:
         principal = await authenticator.authenticate(request)
     except AppError as exc:
         raise StreamRefused(CLOSE_STATUS.get(exc.status, CLOSE_FORBIDDEN), exc.message) from None
+    except DBAPIError as exc:
+        if not database_unavailable(exc):
+            raise
+        raise StreamRefused(CLOSE_UNAVAILABLE, "Database unavailable") from None
     finally:
         await _close_session(request)
     return StreamCaller(principal, extract_credential(request) or "")

@@ -49,6 +49,8 @@ STREAMS: dict[str, tuple[tuple[str, ...], str | None]] = {
 }
 TERMINAL_SCAN_STATUSES = ("completed", "failed", "cancelled")
 CLOSE_TIMEOUT = 5.0  # seconds to wait for a close frame to go out
+MAX_CLIENT_MESSAGE = 4096  # bytes of one client message (a ping is a few bytes)
+CLOSE_TOO_BIG = 1009  # RFC 6455: message too big
 
 
 def _dumps(payload: dict[str, Any]) -> str:
@@ -180,12 +182,18 @@ class Connection:
                 return
 
     async def _receive(self) -> None:
-        """Client messages: `ping` (plain or as an event) gets a `pong`; the rest is ignored."""
+        """Client messages: `ping` (plain or as an event) gets a `pong`; the rest is ignored. A message
+        over MAX_CLIENT_MESSAGE closes the socket with 1009: clients only ever need to send pings."""
         while True:
             received = await self.websocket.receive()
             if received["type"] == "websocket.disconnect":
                 return
-            if _is_ping(received.get("text") or ""):
+            text = received.get("text")
+            size = len(text.encode()) if text is not None else len(received.get("bytes") or b"")
+            if size > MAX_CLIENT_MESSAGE:
+                await self._close(CLOSE_TOO_BIG, f"message too big: {size} bytes, at most {MAX_CLIENT_MESSAGE}")
+                return
+            if _is_ping(text or ""):
                 await self._send("pong", {})
 
     async def _ping(self) -> None:

@@ -46,6 +46,7 @@ CLAIM_MARGIN = 30.0  # seconds a claim outlives the attempt's timeout
 STATE_KEY = "webhook_dispatcher"
 INTAKE_LIMIT = 10_000  # events waiting to become deliveries
 INTAKE_BATCH = 200  # events turned into deliveries per transaction
+INTAKE_PATIENCE = 600.0  # seconds a batch waits for the database before it is given up
 RETENTION = timedelta(days=30)  # finished deliveries are kept this long in the delivery log
 PRUNE_EVERY = 3600.0  # seconds between prunings
 
@@ -82,14 +83,31 @@ class Dispatcher:
             while not self._intake.empty() and len(batch) < INTAKE_BATCH:
                 batch.append(self._intake.get_nowait())
             try:
-                await self._create_deliveries(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("could not record webhook deliveries for %d events", len(batch))
+                await self._record_with_retries(batch)
             finally:
                 for _ in batch:
                     self._intake.task_done()
+
+    async def _record_with_retries(self, batch: list[Event]) -> None:
+        """Write the batch's deliveries; while the database is away, keep the batch and try again
+        (0.5 s, doubling to 30 s) for up to INTAKE_PATIENCE seconds rather than dropping it."""
+        delay, waited = 0.5, 0.0
+        while True:
+            try:
+                await self._create_deliveries(batch)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if waited >= INTAKE_PATIENCE:
+                    log.exception("gave up recording webhook deliveries for %d events after %.0f s",
+                                  len(batch), waited)
+                    return
+                log.warning("could not record webhook deliveries for %d events; retrying in %.1f s",
+                            len(batch), delay, exc_info=True)
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 30.0)
 
     async def _create_deliveries(self, batch: list[Event]) -> None:
         """One delivery per (event, active hook that wants it), all in one transaction."""
