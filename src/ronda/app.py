@@ -21,7 +21,7 @@ from ronda.core.errors import install_error_handlers
 from ronda.core.events import EventBus
 from ronda.core.logging import configure_logging
 from ronda.core.metrics import Metrics, metrics_endpoint
-from ronda.core.middleware import CANONICAL, REPORT_PATH, RequestContextMiddleware
+from ronda.core.middleware import CANONICAL, PROBE_RESULT_PATH, REPORT_PATH, RequestContextMiddleware
 from ronda.core.openapi import install_openapi
 from ronda.core.ratelimit import build_rate_limiter
 from ronda.core.responses import ORJSONResponse
@@ -167,7 +167,8 @@ def create_app(settings: Settings) -> FastAPI:
         RequestContextMiddleware,
         max_body=settings.max_body_bytes,
         limiter=runtime.limiter,
-        large_bodies={REPORT_PATH: settings.max_report_bytes},
+        # Agent reports and a probe's scan results (a whole site's hosts and ports) may be large.
+        large_bodies={REPORT_PATH: settings.max_report_bytes, PROBE_RESULT_PATH: settings.max_report_bytes},
         metrics=app.state.metrics,
     )
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from typing import Any
 
 import httpx
 import orjson
@@ -114,3 +115,15 @@ async def test_a_smaller_report_limit(server_factory, factory: Factory) -> None:
         assert len(packed) < 65536
         refused = await http.post(REPORT, headers={**admin.headers, **JSON, "Content-Encoding": "gzip"}, content=packed)
         assert_error(refused, 413, "PAYLOAD_TOO_LARGE")
+
+
+async def test_a_probes_scan_result_has_the_report_limit_not_the_general_one(server_factory: Any) -> None:
+    """A probe posts a whole site's hosts and ports at once: its result route takes report-sized bodies."""
+    server = await server_factory(max_body_bytes=2048, max_report_bytes=65536)
+    big = {"hosts": [{"ip": f"10.0.0.{n % 250}", "ports": []} for n in range(400)]}  # ~12 KB
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        result = await http.post("/api/v1/probes/scans/scn_1/result", json=big)
+        assert result.status_code == 401, result.text  # past the body limit, stopped by the missing probe key
+        assert_error(await http.post("/api/v1/probes/scans/scn_1/nested/result", json=big), 413)
+        assert_error(await http.post("/api/v1/probes/scans/scn_1/fail", json=big), 413)
+        assert_error(await http.post("/api/v1/users", json=big), 413)

@@ -28,6 +28,7 @@ log = logging.getLogger("ronda.access")
 
 CANONICAL = "/api/v1"
 REPORT_PATH = CANONICAL + "/devices/report"
+PROBE_RESULT_PATH = CANONICAL + "/probes/scans/{}/result"
 ALIASES = ("/api/", "/v1/")
 STATIC_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -80,8 +81,13 @@ class RequestContextMiddleware:
         self.metrics = metrics
         self.max_body = max_body
         self.limiter = limiter
-        # Paths with their own body limit; only these accept Content-Encoding: gzip.
-        self.large_bodies = dict(large_bodies or {})
+        # Paths with their own body limit; only these accept Content-Encoding: gzip. A "{}" stands for
+        # one path segment (an id): such paths are matched by their prefix and suffix.
+        self.large_bodies = {path: size for path, size in (large_bodies or {}).items() if "{}" not in path}
+        self.large_patterns: list[tuple[str, str, int]] = [
+            (path.partition("{}")[0], path.partition("{}")[2], size)
+            for path, size in (large_bodies or {}).items() if "{}" in path
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,8 +109,9 @@ class RequestContextMiddleware:
                 length = int(value) if value.isdigit() else -1
             elif name == b"content-encoding":
                 encoding = value.strip().lower()
-        limit = self.large_bodies.get(scope["path"], self.max_body)
-        compressed = encoding == b"gzip" and scope["path"] in self.large_bodies
+        large = self._large_limit(scope["path"])
+        limit = large or self.max_body
+        compressed = encoding == b"gzip" and large is not None
         # 16 hex digits, as before; random's generator (reseeded in forked workers) needs no system call.
         rid = request_id.decode() if request_id else f"{random.getrandbits(64):016x}"
         token = request_id_var.set(rid)
@@ -131,7 +138,7 @@ class RequestContextMiddleware:
             if length > limit:
                 await self._too_large(send_wrapper, limit)
                 return
-            if encoding not in (b"", b"identity") and not compressed and scope["path"] in self.large_bodies:
+            if encoding not in (b"", b"identity") and not compressed and large is not None:
                 body = error_body(415, "Unsupported Content-Encoding; send gzip or identity", "UNSUPPORTED_MEDIA_TYPE")
                 await ORJSONResponse(body, status_code=415)({"type": "http"}, _empty_receive, send_wrapper)
                 return
@@ -171,6 +178,16 @@ class RequestContextMiddleware:
                     },
                 )
             request_id_var.reset(token)
+
+    def _large_limit(self, path: str) -> int | None:
+        exact = self.large_bodies.get(path)
+        if exact is not None or not self.large_patterns:
+            return exact
+        for prefix, suffix, size in self.large_patterns:
+            if (path.startswith(prefix) and path.endswith(suffix) and len(path) > len(prefix) + len(suffix)
+                    and "/" not in path[len(prefix):len(path) - len(suffix)]):
+                return size
+        return None
 
     async def _too_large(self, send: Send, limit: int) -> None:
         body = error_body(413, f"Request body exceeds {limit} bytes", "PAYLOAD_TOO_LARGE")
