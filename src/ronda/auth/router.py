@@ -77,7 +77,7 @@ async def refresh(
     actor: AnonymousActorDep,
     body: Annotated[RefreshRequest | None, Body()] = None,
 ) -> TokenResponse:
-    if body is not None:
+    if body is not None and body.refresh_token is not None:
         return await service.refresh_with_token(session, runtime, body.refresh_token, actor)
     principal = await get_principal(request)
     return await service.refresh_with_access(session, runtime, principal, await principal_actor(request, principal))

@@ -1,0 +1,1 @@
+"""Seed walkthroughs: a client written from either seed document works against Ronda unchanged."""
