@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from ronda.agent.cli import agent_app
-from ronda.config import Settings, SettingsError, load_settings
+from ronda.cli_support import console, errors, settings_or_exit
 from ronda.cve.cli import cve_app
 
 app = typer.Typer(
@@ -27,16 +26,8 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(agent_app, name="agent")
 app.add_typer(cve_app, name="cve")
-console = Console()
-errors = Console(stderr=True)
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        errors.print(f"[red]configuration error:[/] {exc}")
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -44,7 +35,7 @@ def migrate() -> None:
     """Apply database migrations (Alembic) to RONDA_DATABASE_URL, or the SQLite file under RONDA_DATA_DIR."""
     from ronda.core.migrate import upgrade
 
-    settings = _settings()
+    settings = settings_or_exit()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
     console.print(f"database is up to date: {_redact(settings.resolved_database_url)}")
@@ -64,7 +55,7 @@ def serve(
     from ronda.core.migrate import upgrade
     from ronda.users.admin import count_users
 
-    settings = _settings()
+    settings = settings_or_exit()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.ensure_secret_key()
     if workers > 1 and settings.is_sqlite and not settings.redis_url:
@@ -107,7 +98,7 @@ def backup_command(
     from ronda.backup import BackupError, backup
 
     try:
-        summary = backup(_settings(), output)
+        summary = backup(settings_or_exit(), output)
     except BackupError as exc:
         errors.print(f"[red]backup failed:[/] {exc}")
         raise typer.Exit(1) from None
@@ -127,7 +118,7 @@ def restore_command(
     from ronda.backup import BackupError, restore
 
     try:
-        summary = restore(_settings(), archive, force=force)
+        summary = restore(settings_or_exit(), archive, force=force)
     except BackupError as exc:
         errors.print(f"[red]restore failed:[/] {exc}")
         raise typer.Exit(1) from None
@@ -148,7 +139,7 @@ def admin_create(
     from ronda.core.migrate import upgrade
     from ronda.users.admin import AdminError, create_admin
 
-    settings = _settings()
+    settings = settings_or_exit()
     secret = password or settings.admin_password or os.environ.get("RONDA_ADMIN_PASSWORD")
     if not secret:
         if not sys.stdin.isatty():
@@ -177,7 +168,7 @@ def audit_verify(
     """Recompute every audit chain's hashes; name the first tampered, missing or reordered record."""
     from ronda.audit.admin import verify_all
 
-    settings = _settings()
+    settings = settings_or_exit()
     reports = asyncio.run(verify_all(settings, tenant_id))
     broken = 0
     for report in reports:
@@ -229,7 +220,7 @@ def worker() -> None:
     """Run scans that API servers queue (RONDA_SCAN_EXECUTOR=workers): lease, run, merge; until SIGTERM."""
     from ronda.scans.worker import run_worker
 
-    settings = _settings()
+    settings = settings_or_exit()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(run_worker(settings, ready=lambda runner_id: console.print(f"worker {runner_id} ready")))
 

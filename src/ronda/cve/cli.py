@@ -7,22 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from ronda.config import Settings, SettingsError, load_settings
+from ronda.cli_support import console, errors, settings_or_exit
+from ronda.config import Settings
 
 cve_app = typer.Typer(help="CVE intelligence: import NVD feeds.", no_args_is_help=True)
-console = Console()
-errors = Console(stderr=True)
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        errors.print(f"[red]configuration error:[/] {exc}")
-        raise typer.Exit(2) from None
 
 
 @cve_app.command("import")
@@ -37,7 +29,7 @@ def import_command(
         if not path.is_file():
             errors.print(f"[red]error:[/] {path}: no such file", soft_wrap=True, highlight=False)
             raise typer.Exit(2)
-    settings = _settings()
+    settings = settings_or_exit()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
     raise typer.Exit(asyncio.run(_import(settings, files)))
