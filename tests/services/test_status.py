@@ -204,11 +204,13 @@ async def test_a_new_frequency_reschedules_from_the_last_review(client: httpx.As
 
 async def test_the_background_sweeper_runs_in_the_server(server_factory: Any, factory: Factory) -> None:
     server = await server_factory(service_review_sweep_interval=0.3)
-    server.app.state.clock = fixed(date(2024, 6, 1))  # before any other test's dates: only this tenant lapses
+    server.app.state.clock = fixed(date(2024, 6, 1))
     heard: list[Event] = []
-    server.app.state.events.subscribe(heard.append)
     async with httpx.AsyncClient(base_url=server.url) as client:
         admin = await factory.user("admin")
+        # Only this tenant's events: the database is shared, and other tests' services lapse under this clock too.
+        server.app.state.events.subscribe(
+            lambda event: heard.append(event) if event.tenant_id == admin.tenant_id else None)
         svc = await add_service(client, admin, name="Dropbox")
         await review(client, admin, svc["id"], review_date="2024-01-02", next_review_date="2024-05-01")
         for _ in range(50):
