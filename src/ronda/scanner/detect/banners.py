@@ -154,7 +154,6 @@ _FTP_PRODUCTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bPure-FTPd\b", re.I), "Pure-FTPd"),
     (re.compile(r"FileZilla Server(?: version)? (?P<v>\d[\w.]*)", re.I), "FileZilla ftpd"),
     (re.compile(r"\bMicrosoft FTP Service\b", re.I), "Microsoft ftpd"),
-    (re.compile(r"\bPure-FTPd\b", re.I), "Pure-FTPd"),
     (re.compile(r"\bpyftpdlib (?P<v>[\d.]+)", re.I), "pyftpdlib"),
 )
 
