@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from ronda import __version__
 from ronda.auth.authenticator import Authenticator
+from ronda.auth.epoch import RedisEpoch, epoch_for
 from ronda.config import Settings
 from ronda.core.db import create_engine, create_session_factory
 from ronda.core.errors import install_error_handlers
@@ -116,6 +117,8 @@ def create_app(settings: Settings) -> FastAPI:
             await stop()
         await app.state.events.close()
         await runtime.limiter.close()
+        if isinstance(auth_epoch, RedisEpoch):
+            await auth_epoch.close()
         await runtime.engine.dispose()
 
     app = FastAPI(
@@ -130,7 +133,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.sessions = runtime.sessions
-    app.state.authenticator = Authenticator(runtime.tokens, runtime.limiter, runtime.sessions)
+    auth_epoch = epoch_for(settings, runtime.engine.url)
+    app.state.authenticator = Authenticator(runtime.tokens, runtime.limiter, runtime.sessions, auth_epoch)
     app.state.events = EventBus(settings.redis_url)
     app.state.metrics = Metrics(checkin_route=REPORT_PATH)
     ops_metrics.register(app)  # scrape-time gauges read from the database (queues, alerts, agents)

@@ -27,7 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
+
 from ronda import __version__
+from ronda.auth.epoch import epoch_for
 from ronda.config import Settings
 from ronda.core.migrate import upgrade
 
@@ -187,6 +190,10 @@ def restore(settings: Settings, archive_path: Path, *, force: bool = False) -> S
                     shutil.copy2(path, destination)
                     reports += 1
     upgrade(url)
+    # Servers still running remember callers of the replaced database: make them read again.
+    epoch = epoch_for(settings, make_url(url))
+    if epoch is not None:
+        epoch.bump()
     return Summary(archive_path, engine, size, reports, tables)
 
 

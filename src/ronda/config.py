@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     refresh_token_ttl: int = Field(30 * 86400, ge=300, le=365 * 86400)
     api_key_prefix: str = Field("rk", pattern=r"^[a-z][a-z0-9]{1,15}$")
     rate_limits: Literal["on", "off"] = "on"
+    auth_cache: bool = Field(
+        True, description="Remember verified callers until a user, session, key or tenant changes "
+        "(SQLite, or any database with RONDA_REDIS_URL; PostgreSQL alone reads every request's session)."
+    )
     scan_allowed_networks: str = DEFAULT_SCAN_NETWORKS
     scan_max_hosts: int = Field(65536, ge=1, le=16_777_216, description="Most addresses one scan may target.")
     scan_max_concurrent: int = Field(2, ge=1, le=1000, description="Queued or running scans per tenant.")

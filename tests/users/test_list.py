@@ -161,8 +161,10 @@ def count_statements(factory: Factory) -> Iterator[list[str]]:
 
 
 async def test_list_query_count_does_not_grow_with_users(client: httpx.AsyncClient, factory: Factory) -> None:
-    """NetBox-style baseline: authenticate (1), count (1), page (1), whatever the page holds."""
+    """NetBox-style baseline: authenticate (1, none once the caller is remembered), count (1), page (1),
+    whatever the page holds."""
     admin = await factory.user("admin")
+    assert (await client.get("/api/v1/users", headers=admin.headers)).status_code == 200
     with count_statements(factory) as small:
         assert (await client.get("/api/v1/users", headers=admin.headers)).status_code == 200
     for _ in range(12):
@@ -170,4 +172,4 @@ async def test_list_query_count_does_not_grow_with_users(client: httpx.AsyncClie
     with count_statements(factory) as large:
         response = await client.get("/api/v1/users", headers=admin.headers)
         assert len(response.json()["data"]) == 13
-    assert len(small) == len(large) == 3, large
+    assert len(small) == len(large) <= 3, large

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy import bindparam, select, update
@@ -12,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ronda.agents.models import Agent
 from ronda.api_keys.models import ApiKey
+from ronda.auth.callers import CallerCache, remember_caller
+from ronda.auth.epoch import NEUTRAL, Epoch
 from ronda.auth.models import AuthSession
 from ronda.core.authz import ADMIN_ROLES, role_permissions
 from ronda.core.db import transaction, write_intent
@@ -73,10 +76,12 @@ def rate_tier(role: str, key_kind: str | None = None) -> str:
 
 
 class Authenticator:
-    def __init__(self, tokens: Tokens, limiter: RateLimiter, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, tokens: Tokens, limiter: RateLimiter, sessions: async_sessionmaker[AsyncSession],
+                 epoch: Epoch | None = None) -> None:
         self.tokens = tokens
         self.limiter = limiter
         self.sessions = sessions
+        self.callers = CallerCache(epoch)
         self._touching: set[str] = set()  # keys whose last_used_at this process is recording right now
         self._verified: dict[str, TokenClaims] = {}
 
@@ -85,13 +90,12 @@ class Authenticator:
         if not credential:
             await self._charge_anonymous(request)
             raise AppError(401, "Authentication required", headers={"WWW-Authenticate": "Bearer"})
-        session = request_session(request)
         if looks_like_jwt(credential):
-            principal = await self._from_token(session, credential)
+            principal = await self._from_token(request, credential)
         elif AGENT_MARKER in credential:
-            principal = await self._from_agent(session, credential)
+            principal = await self._from_agent(request_session(request), credential)
         else:
-            principal = await self._from_api_key(session, credential)
+            principal = await self._from_api_key(request, credential)
         if principal is None:
             await self._charge_anonymous(request)
             raise AppError(401, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
@@ -147,10 +151,18 @@ class Authenticator:
             return None
         return claims
 
-    async def _from_token(self, session: AsyncSession, token: str) -> Principal | None:
+    async def _from_token(self, request: Request, token: str) -> Principal | None:
         claims = self._claims(token)
         if claims is None:
             return None
+        # The epoch is read before the database: a change committed after this read moves it, so an
+        # entry made from an older read can never be taken for a newer one.
+        epoch = await self.callers.now()
+        cached = self.callers.get(token, epoch)
+        if cached is not None:
+            remember_caller(request, cached)
+            return cached.principal
+        session = request_session(request)
         row = (
             await session.execute(TOKEN_LOOKUP, {"user_id": claims.subject, "session_id": claims.session_id})
         ).first()
@@ -162,7 +174,7 @@ class Authenticator:
         if user.tenant_id != claims.tenant_id or scope != claims.scope:
             return None
         keep_loaded(session, user, tenant)
-        return Principal(
+        principal = Principal(
             kind="user",
             user_id=user.id,
             tenant_id=user.tenant_id,
@@ -178,16 +190,29 @@ class Authenticator:
             daily_quota=tenant.daily_quota,
             mfa_setup_only=claims.scope == "mfa_setup",
         )
+        remember_caller(request, self.callers.put(token, epoch, principal))
+        return principal
 
-    async def _from_api_key(self, session: AsyncSession, key: str) -> Principal | None:
+    async def _from_api_key(self, request: Request, key: str) -> Principal | None:
         if len(key) > 100 or "_live_" not in key:
             return None
         digest = api_key_digest(key)
+        epoch = await self.callers.now()
+        now = utcnow()
+        cached = self.callers.get(digest, epoch)
+        if cached is not None:
+            if cached.key_expires_at is not None and cached.key_expires_at <= now:
+                return None
+            remember_caller(request, cached)
+            if cached.key_last_used_at is None or now - cached.key_last_used_at > LAST_USED_EVERY:
+                cached.key_last_used_at = now
+                await self._record_use(request_session(request), cached.principal.api_key_id or "", now)
+            return cached.principal
+        session = request_session(request)
         row = (await session.execute(API_KEY_LOOKUP, {"digest": digest})).first()
         if row is None:
             return None
         api_key, user, plan, quota, tenant_active = row
-        now = utcnow()
         if not same(api_key.key_hash, digest) or api_key.revoked_at is not None:
             return None
         if api_key.expires_at is not None and api_key.expires_at <= now:
@@ -195,20 +220,7 @@ class Authenticator:
         if not user.is_active or not tenant_active:
             return None
         keep_loaded(session, api_key, user)
-        if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_EVERY:
-            if write_intent.get():
-                # A writing request already holds SQLite's write lock: a second transaction would wait on it.
-                await session.execute(update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now))
-            elif api_key.id not in self._touching:  # concurrent requests of one key record it once
-                self._touching.add(api_key.id)
-                try:
-                    # End the request's read first: waiting for a second pooled connection while holding
-                    # one deadlocks once a burst of requests holds the whole pool. Loaded rows stay loaded.
-                    await session.commit()
-                    await self._touch(api_key.id)
-                finally:
-                    self._touching.discard(api_key.id)
-        return Principal(
+        principal = Principal(
             kind="api_key",
             user_id=user.id,
             tenant_id=api_key.tenant_id,
@@ -222,12 +234,35 @@ class Authenticator:
             plan=plan,
             daily_quota=quota,
         )
+        last_used = api_key.last_used_at
+        if last_used is None or now - last_used > LAST_USED_EVERY:
+            last_used = now
+            await self._record_use(session, api_key.id, now)
+        caller = self.callers.put(digest, epoch, principal, key_expires_at=api_key.expires_at,
+                                  key_last_used_at=last_used)
+        remember_caller(request, caller)
+        return principal
+
+    async def _record_use(self, session: AsyncSession, key_id: str, now: datetime) -> None:
+        """last_used_at, at most once a minute per key and process; a GET never writes otherwise."""
+        if write_intent.get():
+            # A writing request already holds SQLite's write lock: a second transaction would wait on it.
+            await session.execute(touch_statement(key_id, now))
+        elif key_id not in self._touching:  # concurrent requests of one key record it once
+            self._touching.add(key_id)
+            try:
+                # End the request's read first: waiting for a second pooled connection while holding
+                # one deadlocks once a burst of requests holds the whole pool. Loaded rows stay loaded.
+                await session.commit()
+                await self._touch(key_id)
+            finally:
+                self._touching.discard(key_id)
 
     async def _touch(self, key_id: str) -> None:
         # Its own short transaction, at most once a minute per key: a GET never writes otherwise.
         try:
             async with transaction(self.sessions) as tx:
-                await tx.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
+                await tx.execute(touch_statement(key_id, utcnow()))
         except Exception:  # a busy database must not fail the caller's request
             log.warning("could not record last_used_at for %s", key_id)
 
@@ -253,6 +288,12 @@ class Authenticator:
                 f"Rate limit exceeded ({decision.reason}); retry in {decision.retry_after}s",
                 headers=decision.headers(),
             )
+
+
+def touch_statement(key_id: str, now: datetime) -> Any:
+    # Neutral: recording a key's use does not change who its caller is (auth/epoch.py).
+    return (update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now)
+            .execution_options(**{NEUTRAL: True}))
 
 
 def keep_loaded(session: AsyncSession, *rows: object) -> None:

@@ -81,11 +81,14 @@ async def current_principal(websocket: WebSocket, caller: StreamCaller) -> Princ
     """The caller as the credential stands now (None once expired, revoked or disabled; a changed role
     brings its new permissions): checked on every ping, without charging the rate budget again."""
     authenticator: Authenticator = websocket.app.state.authenticator
-    async with authenticator.sessions() as session:
+    request = _as_request(websocket)
+    try:
         if looks_like_jwt(caller.credential):
-            principal = await authenticator._from_token(session, caller.credential)
+            principal = await authenticator._from_token(request, caller.credential)
         else:
-            principal = await authenticator._from_api_key(session, caller.credential)
+            principal = await authenticator._from_api_key(request, caller.credential)
+    finally:
+        await _close_session(request)
     if principal is None or principal.tenant_id != caller.principal.tenant_id:
         return None
     return principal

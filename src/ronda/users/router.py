@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Query
-from starlette.responses import StreamingResponse
+from fastapi import Depends, Query, Request
+from starlette.responses import Response, StreamingResponse
 
 from ronda.audit.deps import ActorDep
 from ronda.core.authz import AuthenticatedDep, require
@@ -36,8 +36,8 @@ CSV_CONTENT: dict[int | str, dict[str, Any]] = {
 
 @router.get("/me", summary="Your own profile, role, permissions and tenant", response_model=MeRead,
             operation_id="users_me", responses={401: BASE_ERRORS[401]})
-async def me(principal: AuthenticatedDep, session: SessionDep) -> MeRead:
-    return await service.me_view(session, principal)
+async def me(request: Request, principal: AuthenticatedDep) -> Response:
+    return await service.me_response(request, principal)
 
 
 @router.patch(

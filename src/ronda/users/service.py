@@ -8,16 +8,19 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.responses import StreamingResponse
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
 
 from ronda.audit import service as audit
 from ronda.audit.service import Actor
+from ronda.auth.callers import current_caller
 from ronda.auth.service import set_password
 from ronda.core.errors import AppError, not_found
 from ronda.core.pagination import ListParams, Page, csv_response, fetch_page
 from ronda.core.principal import Principal
 from ronda.core.runtime import Runtime
 from ronda.core.security import password_problem
+from ronda.core.uow import request_session
 from ronda.tenants.models import Tenant
 from ronda.users import repository
 from ronda.users.models import User
@@ -28,6 +31,19 @@ CSV_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
     for name in ("id", "username", "email", "full_name", "role", "tenant_id", "is_active", "mfa_enabled",
                  "locked_until", "last_login_at", "created_at")
 ]
+
+
+async def me_response(request: Request, principal: Principal) -> Response:
+    """GET /users/me. The body is remembered with the verified caller: it changes only with the user or
+    tenant rows, and any change to those makes the caller be verified (and this built) again."""
+    caller = current_caller(request)
+    if caller is not None and caller.profile is not None:
+        return Response(caller.profile, media_type="application/json")
+    view = await me_view(request_session(request), principal)
+    body = view.__pydantic_serializer__.to_json(view)
+    if caller is not None:
+        caller.profile = body
+    return Response(body, media_type="application/json")
 
 
 async def me_view(session: AsyncSession, principal: Principal) -> MeRead:
