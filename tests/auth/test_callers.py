@@ -6,13 +6,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import event, select, update
 
+from ronda.auth import authenticator
 from ronda.auth.authenticator import touch_statement
 from ronda.auth.epoch import FileEpoch, RedisEpoch
 from ronda.core.db import create_engine, create_session_factory, transaction
@@ -136,3 +138,18 @@ async def test_a_redis_epoch_is_shared_and_an_unreachable_one_remembers_nothing(
         away.bump()  # logged, never raised: the change itself is already committed
     finally:
         await away.close()
+
+
+async def test_a_remembered_key_is_refused_once_it_expires(
+    client: httpx.AsyncClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = await factory.user("admin")
+    created = await client.post("/api/v1/api-keys", headers=admin.headers,
+                                json={"name": "short-lived", "permissions": ["devices_read"], "expires_in_days": 1})
+    assert created.status_code == 201, created.text
+    key = {"X-API-Key": created.json()["key"]}
+    for _ in range(2):  # the second answer comes from the remembered caller where the epoch allows
+        assert (await client.get("/api/v1/devices", headers=key)).status_code == 200
+    later = datetime.now(UTC) + timedelta(days=2)
+    monkeypatch.setattr(authenticator, "utcnow", lambda: later)
+    assert_error(await client.get("/api/v1/devices", headers=key), 401, "UNAUTHORIZED")

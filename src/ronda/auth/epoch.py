@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import event, inspect
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import ORMExecuteState, Session
 
 log = logging.getLogger("ronda.auth")
@@ -157,9 +157,9 @@ def epoch_for(settings: Any, url: URL) -> Epoch | None:
 
 def _registered(session: Session) -> Epoch | None:
     bind = session.bind
-    if not _EPOCHS or not isinstance(bind, Engine):
+    if not _EPOCHS or not isinstance(bind, Engine | Connection):
         return None
-    return _EPOCHS.get(bind.url)
+    return _EPOCHS.get(bind.engine.url)
 
 
 def _changes_caller(obj: object) -> bool:
