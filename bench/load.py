@@ -1,18 +1,20 @@
 """Mixed load against two Ronda server processes on PostgreSQL and Redis (scaled mode).
 
     .venv/bin/python bench/load.py [--duration 20] [--connections 32] [--agents 300] [--profile]
-                                   [--mix reports=60,devices=25,alerts=10,logins=5] [--pg-url URL] [--redis-url URL]
+                                   [--mix reports=60,devices=25,alerts=10,logins=5] [--pg-url URL] [--pg-db NAME]
+                                   [--redis-url URL] [--hash-slots N]
 
-It makes a fresh PostgreSQL database `ronda_bench_load` (made again, dropped at the end; `--pg-url` points
-elsewhere), flushes Redis database 11 (`--redis-url`), migrates, creates the bench admin and
+It makes a fresh PostgreSQL database `ronda_bench_load` (`--pg-db` names another; made again, dropped at the
+end; `--pg-url` points elsewhere), flushes Redis database 11 (`--redis-url`), migrates, creates the bench admin and
 starts TWO Ronda server processes (uvicorn + httptools + uvloop, one worker each, 127.0.0.1 only)
 sharing that database and that Redis, with rate limits off (one client address sends everything)
 and the default Argon2id parameters. Then:
 
 1. enrols --agents simulated devices with one enrolment token (the first 50 through POST
    /agents/enroll, the rest through the same service function), and each sends its first full
-   report (about 8 KB: 200 packages, hardware, network, listening ports, posture checks), and the
-   servers are left to go idle (the CVE re-match of the new devices included);
+   report (about 8 KB: 200 packages, hardware, network, listening ports, posture checks), the
+   servers are left to go idle (the CVE re-match of the new devices included), and the database is
+   ANALYZEd (what autovacuum does within a minute of such a load);
 2. a warm-up of a few seconds, then --duration seconds of the mixed workload, measured: each of
    --connections keep-alive connections (alternately to one server and the other) picks every
    request at random by the mix's weights:
@@ -91,6 +93,21 @@ def flush_redis(url: str) -> None:
         raise SystemExit(f"Redis at {url} is unreachable ({exc}); start it or pass --redis-url") from None
     finally:
         client.close()
+
+
+def analyze(url: str) -> None:
+    """Planner statistics for the tables the setup filled, as autovacuum gathers them within a minute of
+    such a load: without them PostgreSQL plans for empty tables (a device page rescanned per row)."""
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        try:
+            await connection.execute("ANALYZE")
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
 
 
 def get_request(port: int, path: str, token: str) -> bytes:
@@ -258,7 +275,10 @@ def main() -> int:
     parser.add_argument("--mix", default="reports=60,devices=25,alerts=10,logins=5",
                         help="relative weights (default reports=60,devices=25,alerts=10,logins=5)")
     parser.add_argument("--pg-url", help=f"PostgreSQL URL to use instead of a fresh local {PG_DB}")
+    parser.add_argument("--pg-db", default=PG_DB, help=f"name of the fresh local database (default {PG_DB})")
     parser.add_argument("--redis-url", default=REDIS_URL, help=f"Redis database, flushed first (default {REDIS_URL})")
+    parser.add_argument("--hash-slots", type=int, default=0,
+                        help="RONDA_MAX_CONCURRENT_HASHES for each server (default 0: the setting's default)")
     parser.add_argument("--profile", action="store_true", help="then sample one server with py-spy and sum up")
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -275,14 +295,17 @@ def main() -> int:
     mix = parse_mix(args.mix)
     started = time.monotonic()
     flush_redis(args.redis_url)
-    url = fresh_postgres(args.pg_url, PG_DB)
+    url = fresh_postgres(args.pg_url, args.pg_db)
     with tempfile.TemporaryDirectory(prefix="ronda-load-") as tmp, ExitStack() as stack:
-        stack.callback(drop_postgres, args.pg_url, PG_DB)  # after the servers stop (callbacks run last-in first-out)
+        # After the servers stop (callbacks run last-in first-out).
+        stack.callback(drop_postgres, args.pg_url, args.pg_db)
         env = prepare_ronda(url, Path(tmp), SECRET)
         env["RONDA_REDIS_URL"] = args.redis_url
         # The setup's first reports make every device "changed" for CVE matching: match them soon, and
         # wait for it (settle below), so the measured window shows the fleet's steady state.
         env["RONDA_CVE_MATCH_INTERVAL"] = "2"
+        if args.hash_slots:
+            env["RONDA_MAX_CONCURRENT_HASHES"] = str(args.hash_slots)
         ports = [free_port(), free_port()]
         servers = [stack.enter_context(ronda_server(env, port)) for port in ports]
         first = f"http://{HOST}:{ports[0]}"
@@ -309,6 +332,7 @@ def main() -> int:
         time.sleep(3)
         for proc in servers:
             settle(proc.pid, limit=30)
+        analyze(url)
         token = admin_token(first)
         requests = {str(port): {
             "reports": [build_request(port, credentials[i], bodies[i]).hex() for i in range(args.agents)],
@@ -322,7 +346,7 @@ def main() -> int:
         # A process exits with its last CPU time: read them while the servers still run (/proc).
         result, cpu = generate({"file": str(requests_file), "host": HOST, "connections": args.connections,
                                 "duration": args.duration, "warmup": args.warmup, "mix": mix},
-                               [proc.pid for proc in servers], None if args.pg_url else PG_DB)
+                               [proc.pid for proc in servers], None if args.pg_url else args.pg_db)
         notes: list[str] = []
         if args.profile:  # after the measurement, so sampling never slows the figures above
             seconds = 8

@@ -17,7 +17,7 @@ from ronda.core.authz import require
 from ronda.core.pagination import ListParamsDep, Page, csv_response
 from ronda.core.principal import Principal
 from ronda.core.runtime import RuntimeDep
-from ronda.core.uow import SessionDep, domain_router
+from ronda.core.uow import SessionDep, domain_router, read_only
 
 router = domain_router(prefix="/alerts", tags=["alerts"])
 
@@ -45,7 +45,7 @@ CSV_COLUMNS: list[tuple[str, Callable[[Alert], Any]]] = [
 ]
 
 
-def alert_filters(
+async def alert_filters(  # async: a plain `def` dependency costs a worker-thread hop per request
     severity: Annotated[str | None, Query(max_length=100, description="critical, high, medium, low or info; "
                                           "a comma list for several")] = None,
     status: Annotated[str | None, Query(max_length=100, description="open, acknowledged or resolved; "
@@ -69,16 +69,19 @@ AlertFiltersDep = Annotated[AlertFilters, Depends(alert_filters)]
             description="Sort by created_at, last_seen_at, severity, status, title or occurrence_count "
                         "(-field for descending); default -created_at. `search` looks in title, description "
                         "and device_ip.")
+@read_only
 async def list_alerts(principal: ReaderDep, session: SessionDep, runtime: RuntimeDep, params: ListParamsDep,
-                      query: AlertFiltersDep) -> Page[AlertRead] | Response:
-    statement = service.list_statement(principal, params, query)
+                      query: AlertFiltersDep) -> Response:
     if params.csv:
-        return csv_response(runtime.sessions, statement, CSV_COLUMNS, "alerts.csv")
-    return await service.list_alerts(session, statement, params)
+        return csv_response(runtime.sessions, service.list_statement(principal, params, query), CSV_COLUMNS,
+                            "alerts.csv")
+    # The page is rendered by the service (plain rows to JSON); response_model documents its shape.
+    return await service.list_alerts(session, principal, params, query)
 
 
 @router.get("/{alert_id}", summary="One alert", response_model=AlertRead, operation_id="alerts_get",
             responses=ONE_ERRORS)
+@read_only
 async def get_alert(alert_id: str, principal: ReaderDep, session: SessionDep) -> AlertRead:
     return await service.get_alert(session, principal, alert_id)
 

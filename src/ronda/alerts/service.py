@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
 
 from ronda.alerts import repository
 from ronda.alerts.models import SEVERITIES, STATUSES, Alert
@@ -21,8 +22,9 @@ from ronda.audit.service import Actor
 from ronda.core import events
 from ronda.core.errors import AppError
 from ronda.core.ids import new_id
-from ronda.core.pagination import ListParams, Page, apply_search, apply_sort, fetch_page
+from ronda.core.pagination import ListParams
 from ronda.core.principal import Principal
+from ronda.core.responses import json_response
 from ronda.core.timeutil import as_utc, utcnow
 
 SYSTEM = Actor(actor_type="system", actor_email="system")
@@ -98,14 +100,16 @@ def filters(*, severity: str | None, status: str | None, source: str | None, sit
 
 
 def list_statement(principal: Principal, params: ListParams, query: AlertFilters) -> Select[Any]:
-    statement = repository.list_statement(principal, query)
-    statement = apply_search(statement, params.search, repository.SEARCH_COLUMNS)
-    return apply_sort(statement, params.sort, repository.SORT_FIELDS, repository.DEFAULT_ORDER)
+    return repository.sorted_statement(principal, query, params.search, params.sort)
 
 
-async def list_alerts(session: AsyncSession, statement: Select[Any], params: ListParams) -> Page[AlertRead]:
-    rows, total = await fetch_page(session, statement, params)
-    return Page[AlertRead](data=[to_read(a) for a in rows], meta=params.meta(total))
+async def list_alerts(session: AsyncSession, principal: Principal, params: ListParams, query: AlertFilters
+                      ) -> Response:
+    """The page as Page[AlertRead] JSON, rendered once from plain rows: the same fields, in the same
+    order, as to_read() (times in UTC with a Z, as UtcDatetime writes them)."""
+    rows, total = await repository.page_rows(session, principal, query, params.search, params.sort, params.skip,
+                                             params.limit)
+    return json_response({"data": rows, "meta": params.meta(total).model_dump()})
 
 
 async def get_alert(session: AsyncSession, principal: Principal, alert_id: str) -> AlertRead:

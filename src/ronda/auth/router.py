@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, Request
+from starlette.responses import Response
 
 from ronda.audit.deps import ActorDep, AnonymousActorDep, principal_actor
 from ronda.auth import service
@@ -20,6 +21,7 @@ from ronda.core.authz import AuthenticatedDep
 from ronda.core.context import request_ip
 from ronda.core.errors import AppError
 from ronda.core.principal import get_principal
+from ronda.core.responses import json_response
 from ronda.core.runtime import RuntimeDep
 from ronda.core.schemas import Message
 from ronda.core.uow import SessionDep, domain_router
@@ -58,8 +60,10 @@ LoginLimit = Depends(limit_login_attempts)
 )
 async def login(
     body: LoginRequest, session: SessionDep, runtime: RuntimeDep, actor: AnonymousActorDep
-) -> TokenResponse:
-    return await service.login(session, runtime, body, actor)
+) -> Response:
+    # Rendered here, once (response_model documents it): the login's locks are held until the commit,
+    # which waits for the response to be built.
+    return json_response((await service.login(session, runtime, body, actor)).model_dump())
 
 
 @router.post(

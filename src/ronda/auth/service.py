@@ -6,9 +6,10 @@ AppError(persist=True) so the unit of work keeps it.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, Protocol, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ronda.audit import service as audit
@@ -16,8 +17,9 @@ from ronda.audit.service import Actor
 from ronda.auth import mfa
 from ronda.auth.models import AuthSession, RefreshToken
 from ronda.auth.schemas import LoginRequest, TokenResponse, TwoFactorEnabled, TwoFactorSetup
-from ronda.core.db import transaction
+from ronda.core.db import read_sessions, transaction
 from ronda.core.errors import AppError
+from ronda.core.ids import new_id
 from ronda.core.principal import Principal
 from ronda.core.runtime import Runtime
 from ronda.core.security import password_problem
@@ -26,17 +28,33 @@ from ronda.tenants.models import Tenant
 from ronda.users.models import User
 
 BAD_LOGIN = "Invalid username or password"
+# What a login reads before the hash (built once): enough to tell the usual success from the rest.
+LOGIN_LOOKUP = (
+    select(User.id, User.tenant_id, User.email, User.role, User.password_hash, User.locked_until, User.is_active,
+           User.mfa_enabled, Tenant.is_active.label("tenant_active"), Tenant.mfa_required)
+    .join(Tenant, Tenant.id == User.tenant_id)
+    .where(or_(User.username == bindparam("username"), User.email == bindparam("email")))
+)
 
 
 def _retry_after(locked_until: object) -> dict[str, str]:
-    from datetime import datetime
-
     assert isinstance(locked_until, datetime)
     seconds = max(int((locked_until - utcnow()).total_seconds()) + 1, 1)
     return {"Retry-After": str(seconds)}
 
 
-async def _issue(session: AsyncSession, rt: Runtime, user: User, auth: AuthSession) -> TokenResponse:
+class _Holder(Protocol):
+    """Whom tokens are issued to: a User, or the login's row of it."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+
+
+async def _issue(session: AsyncSession, rt: Runtime, user: _Holder, auth: AuthSession) -> TokenResponse:
     access, _, ttl = rt.tokens.issue(
         subject=user.id, tenant_id=user.tenant_id, session_id=auth.id, token_type="access", scope=auth.scope
     )
@@ -116,20 +134,18 @@ async def login(session: AsyncSession, rt: Runtime, body: LoginRequest, actor: A
     identity = body.identity
     # Read the hash in a short read-only transaction, verify it off the event loop, and only
     # then open the write: the database is never locked while Argon2 runs.
-    async with transaction(rt.sessions, write=False) as read:
-        found = (
-            await read.execute(
-                select(User.id, User.password_hash).where(
-                    or_(User.username == identity, User.email == identity.lower())
-                )
-            )
-        ).first()
+    async with transaction(read_sessions(rt.sessions), write=False) as read:
+        found = (await read.execute(LOGIN_LOOKUP, {"username": identity, "email": identity.lower()})).first()
     password_ok = await rt.passwords.verify(found.password_hash if found else None, body.password)
     if found is None:
         await audit.record(
             session, actor, "auth.login.failed", metadata={"reason": "unknown_user", "username": identity[:100]}
         )
         raise AppError(401, BAD_LOGIN, persist=True)
+    if password_ok and _plain_success(found, utcnow()):
+        issued = await _quick_login(session, rt, found, actor)
+        if issued is not None:
+            return issued
     user = (
         await session.execute(
             select(User).where(User.id == found.id).with_for_update().execution_options(populate_existing=True)
@@ -210,6 +226,50 @@ async def login(session: AsyncSession, rt: Runtime, body: LoginRequest, actor: A
         metadata={"session_id": auth.id, "mfa": user.mfa_enabled, "scope": scope},
     )
     return await _issue(session, rt, user, auth)
+
+
+def _plain_success(found: Any, now: datetime) -> bool:
+    """As read before the hash: not locked, active, in an active tenant, no second factor to ask."""
+    return ((found.locked_until is None or found.locked_until <= now) and found.is_active and found.tenant_active
+            and not found.mfa_enabled)
+
+
+async def _quick_login(session: AsyncSession, rt: Runtime, found: Any, actor: Actor) -> TokenResponse | None:
+    """The usual login (right password, nothing in the way) with the locks held as briefly as possible:
+    every login of a user waits for its row, every audited change of a tenant for its chain head, and a
+    lock is held until the commit, across every round trip in between. So the session and tokens are
+    written first, then the audit record (which locks the chain head), and last one guarded UPDATE
+    resets the failure count if the user is still as read before the hash (same password, active, not
+    locked, no 2FA, tenant active). None (rolled back) when the user changed meanwhile: the caller
+    takes the locked path, which decides afresh."""
+    now = utcnow()
+    scope = "mfa_setup" if found.mfa_required else "full"
+    # Its id now (the model's default, which would come at the flush): the tokens carry it.
+    auth = AuthSession(id=new_id("sess"), tenant_id=found.tenant_id, user_id=found.id, scope=scope,
+                       ip_address=actor.ip_address, user_agent=actor.user_agent,
+                       expires_at=now + timedelta(seconds=rt.tokens.refresh_ttl))
+    session.add(auth)
+    issued = await _issue(session, rt, found, auth)
+    await audit.record(
+        session,
+        actor.but(actor_id=found.id, actor_email=found.email, tenant_id=found.tenant_id),
+        "auth.login.succeeded",
+        resource_type="user",
+        resource_id=found.id,
+        metadata={"session_id": auth.id, "mfa": False, "scope": scope},
+    )
+    reset = await session.execute(
+        update(User)
+        .where(User.id == found.id, User.password_hash == found.password_hash, User.is_active.is_(True),
+               User.mfa_enabled.is_(False), or_(User.locked_until.is_(None), User.locked_until <= now),
+               select(Tenant.id).where(Tenant.id == User.tenant_id, Tenant.is_active.is_(True)).exists())
+        .values(failed_login_count=0, failed_window_start=None, locked_until=None, last_login_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if cast(CursorResult[Any], reset).rowcount != 1:
+        await session.rollback()  # the session, its tokens and the audit record with it
+        return None
+    return issued
 
 
 async def _live_session(session: AsyncSession, session_id: str, user_id: str) -> tuple[AuthSession, User]:

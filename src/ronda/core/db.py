@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -100,6 +101,28 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+
+def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession] | None:
+    """Sessions for work that only reads, on PostgreSQL: in autocommit, so no BEGIN and no COMMIT
+    (two round trips of a three-statement request). Under READ COMMITTED each statement takes its
+    own snapshot inside a transaction too, so the reads see what they would have seen. None for
+    SQLite, whose BEGIN costs no round trip and which relies on it (core/db.py's `begin` hook)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    return create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+_read_twins: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], async_sessionmaker[AsyncSession] | None] = (
+    weakref.WeakKeyDictionary())
+
+
+def read_sessions(sessions: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """The autocommit twin of `sessions` (same engine; made once, forgotten with it) on PostgreSQL,
+    `sessions` itself on SQLite: for reads that write nothing (see create_read_session_factory)."""
+    if sessions not in _read_twins:
+        _read_twins[sessions] = create_read_session_factory(sessions.kw["bind"])
+    return _read_twins[sessions] or sessions
 
 
 @asynccontextmanager

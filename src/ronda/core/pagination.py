@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -53,10 +53,12 @@ class ListParams:
         )
 
 
-def list_params_dependency(default_limit: int = DEFAULT_LIMIT) -> Callable[..., ListParams]:
+def list_params_dependency(default_limit: int = DEFAULT_LIMIT) -> Callable[..., Awaitable[ListParams]]:
     """Build the dependency; `default_limit` differs only for the seeds' documented 50."""
 
-    def dependency(
+    # async although it never awaits: FastAPI runs a plain `def` dependency in a worker thread,
+    # a hop (and a GIL hand-off) on every list request.
+    async def dependency(
         request: Request,
         page: Annotated[int | None, Query(description="1-based page number (with per_page)")] = None,
         per_page: Annotated[int | None, Query(description=f"Items per page, 1 to {MAX_PER_PAGE}")] = None,

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.routing import APIRoute
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.responses import Response
 
 from ronda.core import events
-from ronda.core.db import write_intent
+from ronda.core.db import read_sessions, write_intent
 from ronda.core.errors import AppError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+READ_ONLY = "_ronda_read_only"
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def read_only(endpoint: Endpoint) -> Endpoint:
+    """Mark a GET route that never writes through the request's session: on PostgreSQL its statements
+    run in autocommit (core.db.read_sessions), without BEGIN and COMMIT round trips.
+    Put it under the route decorator."""
+    setattr(endpoint, READ_ONLY, True)
+    return endpoint
 
 
 class UnitOfWorkRoute(APIRoute):
@@ -22,11 +34,14 @@ class UnitOfWorkRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         inner = super().get_route_handler()
+        reads_only = bool(getattr(self.endpoint, READ_ONLY, False))
 
         async def handler(request: Request) -> Response:
             token = write_intent.set(request.method not in SAFE_METHODS)
             # request.state's own dict: the State wrapper raises (and catches) for a missing name.
             state: dict[str, Any] = request.scope.setdefault("state", {})
+            if reads_only and request.method in SAFE_METHODS:
+                state["read_only"] = True
             try:
                 response = await inner(request)
                 session: AsyncSession | None = state.get("session")
@@ -65,7 +80,8 @@ def request_session(request: Request) -> AsyncSession:
     state: dict[str, Any] = request.scope.setdefault("state", {})
     session: AsyncSession | None = state.get("session")
     if session is None:
-        session = state["session"] = request.scope["app"].state.sessions()
+        sessions: async_sessionmaker[AsyncSession] = request.scope["app"].state.sessions
+        session = state["session"] = (read_sessions(sessions) if state.get("read_only") else sessions)()
     return session
 
 

@@ -1,11 +1,13 @@
 """POST /devices/report: create or update one device from a report, cheaply.
 
 The write path is built for check-in rates (a million devices every 15 minutes is ~1,100 a second).
-An unchanged agent check-in costs: the credential look-up (which also loads the agent's device and
-tenant into the session), one query for the latest data digests, one UPDATE bumping those rows'
-last_seen_at, and one UPDATE each of the device and the agent. Data rows are written only when a
-section's content digest changed; ports are synchronised only when the network section changed;
-audit records only for real changes.
+An unchanged agent check-in costs: the credential look-up (which also loads the agent's device,
+with the digests of the data its last report carried, and its tenant into the session), and one
+UPDATE each of the device and the agent (one statement on PostgreSQL). The data rows it confirms
+are not rewritten: their confirmation is the device's last_report_at while they stay current
+(models.data_last_seen), and is written into them when they stop being current. Data rows are
+written only when a section's content digest changed; ports are synchronised only when the network
+section changed; audit records only for real changes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import orjson
 from sqlalchemy import Select, Table, Update, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from ronda.agents.models import Agent
 from ronda.audit import service as audit
@@ -197,10 +200,11 @@ def _latest_statement(tenant_id: str) -> Select[Any]:
 @lru_cache(maxsize=4096)
 def _confirm_statement(tenant_id: str) -> Update:
     # One row per parameter set, by primary key: with `id IN (...)` SQLite's planner (no statistics)
-    # prefers the tenant_id index and walks every data row of the tenant.
+    # prefers the tenant_id index and walks every data row of the tenant. Never moves a row back in time.
     table = cast(Table, DeviceData.__table__)
-    return scoped(update(table), DeviceData, tenant_id).where(table.c.id == bindparam("row_id")).values(
-        last_seen_at=bindparam("now"))
+    return scoped(update(table), DeviceData, tenant_id).where(
+        table.c.id == bindparam("row_id"), table.c.last_seen_at < bindparam("seen", type_=table.c.last_seen_at.type)
+    ).values(last_seen_at=bindparam("seen"))
 
 
 # The statements below touch no loaded object's state, so they run on the session's connection
@@ -214,35 +218,89 @@ async def latest_digests(session: AsyncSession, tenant_id: str, device_id: str) 
     return {data_type: (row_id, value) for row_id, data_type, value in rows.all()}
 
 
-async def confirm_data(session: AsyncSession, tenant_id: str, row_ids: list[str], now: datetime) -> None:
+async def confirm_data(session: AsyncSession, tenant_id: str, seen: Mapping[str, datetime]) -> None:
+    """Bring data rows' last_seen_at up to the given times (row id -> when it was last confirmed)."""
+    if seen:
+        connection = await session.connection()
+        await connection.execute(_confirm_statement(tenant_id),
+                                 [{"row_id": row_id, "seen": when} for row_id, when in seen.items()])
+
+
+def live_unchanged(device: Device, digests: Mapping[str, str]) -> bool:
+    """The report carries exactly the data the last one did, digest for digest (devices.live_data)."""
+    live = device.live_data
+    if live is None or live.keys() != digests.keys():
+        return False
+    return all(entry[1] == digests[data_type] for data_type, entry in live.items())
+
+
+@lru_cache(maxsize=4096)
+def _lock_statement(tenant_id: str) -> Select[Any]:
+    table = cast(Table, Device.__table__)
+    return scoped(select(table.c.last_report_at), Device, tenant_id).where(
+        table.c.id == bindparam("device_row")).with_for_update()
+
+
+async def lock_device(session: AsyncSession, device: Device) -> None:
+    """Before a report rewrites the device's data: on PostgreSQL, wait for any other report of it to
+    commit, and reload the device if one did since it was read (every report moves last_report_at),
+    so live_data always names the newest versions. (SQLite's write transactions run one at a time.)"""
+    if session.get_bind().dialect.name == "sqlite":
+        return
     connection = await session.connection()
-    await connection.execute(_confirm_statement(tenant_id), [{"row_id": row_id, "now": now} for row_id in row_ids])
+    current = (await connection.execute(_lock_statement(device.tenant_id), {"device_row": device.id})).scalar()
+    if current != device.last_report_at:
+        await session.refresh(device)
 
 
 @lru_cache(maxsize=4096)
 def _touch_device_statement(tenant_id: str) -> Update:
     table = cast(Table, Device.__table__)
-    return scoped(update(table), Device, tenant_id).where(table.c.id == bindparam("device_id")).values(
-        last_seen=bindparam("now"), last_report_at=bindparam("now"), evaluated_at=bindparam("now"))
+    # Only if no other report of the device came in since it was read (its data, and so what
+    # live_data names, may have changed). updated_at explicitly: its Python-side onupdate is not
+    # applied to a statement carrying a WITH.
+    previous = bindparam("previous_report", type_=table.c.last_report_at.type)
+    return scoped(update(table), Device, tenant_id).where(
+        table.c.id == bindparam("device_row"), table.c.last_report_at == previous
+    ).values(last_seen=bindparam("now"), last_report_at=bindparam("now"), evaluated_at=bindparam("now"),
+             updated_at=bindparam("now"))
 
 
 @lru_cache(maxsize=4096)
 def _touch_agent_statement(tenant_id: str) -> Update:
     table = cast(Table, Agent.__table__)
-    return scoped(update(table), Agent, tenant_id).where(table.c.id == bindparam("agent_id")).values(
+    return scoped(update(table), Agent, tenant_id).where(table.c.id == bindparam("agent_row")).values(
         last_report_at=bindparam("now"), last_heartbeat_at=bindparam("now"))
 
 
-async def _touch(session: AsyncSession, device: Device, agent: Agent | None, now: datetime) -> None:
-    """Record an unchanged check-in: the device (and its agent) were seen and reported now."""
+@lru_cache(maxsize=4096)
+def _touch_both_statement(tenant_id: str) -> Update:
+    # PostgreSQL runs a data-modifying WITH whether or not the statement reads it: the agent's and
+    # the device's UPDATE in one statement, one round trip. (The rows are bound as device_row and
+    # agent_row: a parameter named like a column, device_id, would become a SET of that column.)
+    agent = _touch_agent_statement(tenant_id).returning(cast(Table, Agent.__table__).c.id).cte("touched_agent")
+    return _touch_device_statement(tenant_id).add_cte(agent)
+
+
+async def _touch(session: AsyncSession, device: Device, agent: Agent | None, now: datetime) -> bool:
+    """Record an unchanged check-in: the device (and its agent) were seen and reported now. False
+    (and the device untouched) when another report of the device committed since it was read."""
     connection = await session.connection()
-    await connection.execute(_touch_device_statement(device.tenant_id), {"device_id": device.id, "now": now})
-    for name in ("last_seen", "last_report_at", "evaluated_at"):
-        set_committed_value(device, name, now)  # the loaded object agrees, without a second UPDATE
+    params = {"device_row": device.id, "previous_report": device.last_report_at, "now": now}
+    if agent is not None and connection.dialect.name == "postgresql":
+        result = await connection.execute(_touch_both_statement(device.tenant_id), {**params, "agent_row": agent.id})
+    else:
+        result = await connection.execute(_touch_device_statement(device.tenant_id), params)
+        if agent is not None:
+            await connection.execute(_touch_agent_statement(agent.tenant_id), {"agent_row": agent.id, "now": now})
     if agent is not None:
-        await connection.execute(_touch_agent_statement(agent.tenant_id), {"agent_id": agent.id, "now": now})
         for name in ("last_report_at", "last_heartbeat_at"):
-            set_committed_value(agent, name, now)
+            set_committed_value(agent, name, now)  # the loaded objects agree, without a second UPDATE
+    if not result.rowcount:
+        return False
+    for name in ("last_seen", "last_report_at", "evaluated_at", "updated_at"):
+        set_committed_value(device, name, now)
+    return True
 
 
 async def sync_ports(
@@ -279,8 +337,26 @@ async def sync_ports(
 # --- the rules ---------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
+def _agent_context_statement(tenant_id: str) -> Select[Any]:
+    statement = cast(Select[Any], select(Agent, Device, Tenant).join(Device, Device.id == Agent.device_id).join(
+        Tenant, Tenant.id == Agent.tenant_id).where(Agent.id == bindparam("agent_row")))
+    return scoped(scoped(statement, Agent, tenant_id), Device, tenant_id)
+
+
+async def _load_agent_context(session: AsyncSession, principal: Principal) -> None:
+    """The agent, its device and its tenant in one statement, unless authentication has loaded them
+    into the session already (then the session.get calls of the report path issue no SQL at all)."""
+    if principal.agent_id is None or session.identity_map.get(identity_key(Agent, principal.agent_id)) is not None:
+        return
+    rows = (await session.execute(_agent_context_statement(principal.tenant_id),
+                                  {"agent_row": principal.agent_id})).all()
+    session.info["report_rows"] = rows  # held for the request (the identity map is weak)
+
+
 async def _agent_device(session: AsyncSession, principal: Principal, body: ReportBody, facts: Facts) -> Device:
     """An agent reports for the one device it is bound to, and nothing else."""
+    await _load_agent_context(session, principal)
     device = await session.get(Device, principal.device_id)
     if device is None or device.tenant_id != principal.tenant_id:
         raise AppError(404, "Device not found")
@@ -355,6 +431,65 @@ def _field_updates(device: Device, principal: Principal, body: ReportBody, facts
     return out
 
 
+def _evaluation(device: Device, security: dict[str, Any] | None, policy: posture.Policy) -> posture.Evaluation:
+    checks = posture.checks_from_security(security) if security is not None \
+        else posture.base_checks(device.compliance_checks)
+    return posture.evaluate(checks, policy, device.os_type, device.os_version)
+
+
+def _new_agent_version(agent: Agent | None, body: ReportBody) -> str | None:
+    return body.agent_version if agent is not None and body.agent_version not in (None, agent.agent_version) \
+        else None
+
+
+def _unchanged(device: Device, principal: Principal, body: ReportBody, facts: Facts, owner: str | None,
+               agent: Agent | None, digests: Mapping[str, str], policy: posture.Policy) -> bool:
+    """Nothing to write but the times: no field, data, agent version or evaluation changed."""
+    return (live_unchanged(device, digests) and _new_agent_version(agent, body) is None
+            and not _field_updates(device, principal, body, facts, owner)
+            and not posture.changed(device, _evaluation(device, facts.payloads.get("security"), policy)))
+
+
+def _plan_data(existing: Mapping[str, tuple[str, str]],
+               digests: Mapping[str, str]) -> tuple[list[str], dict[str, list[str]]]:
+    """The types whose content changed, and the device's live_data after this report (a changed
+    type's new version gets its id here)."""
+    changed = [t for t in digests if existing.get(t, ("", ""))[1] != digests[t]]
+    live = {t: [new_id("dd") if t in changed else existing[t][0], value] for t, value in digests.items()}
+    return changed, live
+
+
+def _add_versions(session: AsyncSession, device: Device, facts: Facts, changed: list[str],
+                  live: Mapping[str, list[str]], now: datetime) -> None:
+    for data_type in changed:
+        row_id, value = live[data_type]
+        session.add(DeviceData(id=row_id, tenant_id=device.tenant_id, device_id=device.id, data_type=data_type,
+                               data=facts.payloads[data_type], digest=value, collected_at=now, last_seen_at=now))
+
+
+async def _store_data(session: AsyncSession, device: Device, facts: Facts, digests: Mapping[str, str],
+                      now: datetime) -> list[str]:
+    """An existing device's report: confirm the unchanged data, add a version of the changed, keep
+    live_data in step; returns the changed types."""
+    # live_data names the newest versions of what the last report carried (every report that writes
+    # data keeps it, under the device's lock on PostgreSQL, the one write lock on SQLite). A kind it
+    # does not name may still have versions, and a device not reported since 0011 has none: then ask.
+    live_data = device.live_data
+    existing = {t: (entry[0], entry[1]) for t, entry in live_data.items()} \
+        if live_data is not None and live_data.keys() >= digests.keys() \
+        else await latest_digests(session, device.tenant_id, device.id)
+    changed, live = _plan_data(existing, digests)
+    seen = {existing[t][0]: now for t in digests if t not in changed}
+    if device.live_data and device.last_report_at is not None:
+        # The versions the last report carried were confirmed then (not in their rows: see live_data).
+        for row_id, _ in device.live_data.values():
+            seen.setdefault(row_id, device.last_report_at)
+    await confirm_data(session, device.tenant_id, seen)
+    _add_versions(session, device, facts, changed, live, now)
+    device.live_data = live
+    return changed
+
+
 async def ingest(
     session: AsyncSession, principal: Principal, body: ReportBody, actor: Actor, *, now: datetime,
     offline_after: int,
@@ -370,39 +505,35 @@ async def ingest(
     created = device is None
     tenant = await session.get(Tenant, principal.tenant_id)  # already loaded for agents
     policy = posture.policy_of(tenant)
-
-    # Data first: the bulk UPDATE flushes pending changes, so device edits come after it (one UPDATE).
-    existing = {} if device is None else await latest_digests(session, principal.tenant_id, device.id)
-    changed_types = [t for t in facts.payloads if existing.get(t, ("", ""))[1] != digests[t]]
-    confirmed = [existing[t][0] for t in facts.payloads if t not in changed_types]
-    if confirmed:
-        await confirm_data(session, principal.tenant_id, confirmed, now)
+    agent = await session.get(Agent, principal.agent_id) if principal.agent_id else None  # already loaded
+    if device is not None and _unchanged(device, principal, body, facts, owner, agent, digests, policy) \
+            and await _touch(session, device, agent, now):
+        # The common check-in: nothing changed. Plain UPDATEs, no unit-of-work flush. (When another
+        # report of the device came first, the full path below reloads the device and decides again.)
+        return to_read(device, None, now, offline_after), False
 
     changes: dict[str, dict[str, Any]] = {}
     security = facts.payloads.get("security")
     compliance_change: posture.Change | None
     if device is None:
         device = _new_device(principal, body, facts, owner, now)
+        changed_types, device.live_data = _plan_data({}, digests)
         result = posture.evaluate(posture.checks_from_security(security), policy, device.os_type, device.os_version)
         compliance_change = posture.set_result(device, result, now)
         session.add(device)
         await session.flush()  # rows below refer to it, and no ORM relationship orders the inserts
         if compliance_change is not None:
             session.add(posture.history_row(device, now))
+        _add_versions(session, device, facts, changed_types, device.live_data, now)
     else:
+        await lock_device(session, device)
+        # Data first: it reads the previous last_report_at, and flushes nothing of the device's edits.
+        changed_types = await _store_data(session, device, facts, digests, now)
         for name, value in _field_updates(device, principal, body, facts, owner).items():
             changes[name] = {"old": _audit_value(getattr(device, name)), "new": _audit_value(value)}
             setattr(device, name, value)
-        checks = posture.checks_from_security(security) if security is not None \
-            else posture.base_checks(device.compliance_checks)
-        result = posture.evaluate(checks, policy, device.os_type, device.os_version)
-        agent = await session.get(Agent, principal.agent_id) if principal.agent_id else None  # already loaded
-        new_version = body.agent_version if agent is not None and body.agent_version not in (
-            None, agent.agent_version) else None
-        if not changes and not changed_types and new_version is None and not posture.changed(device, result):
-            # The common check-in: nothing changed. Two plain UPDATEs, no unit-of-work flush.
-            await _touch(session, device, agent, now)
-            return to_read(device, None, now, offline_after), False
+        result = _evaluation(device, security, policy)
+        new_version = _new_agent_version(agent, body)
         device.last_seen = now
         device.last_report_at = now
         compliance_change = posture.record(session, device, result, now)
@@ -411,11 +542,6 @@ async def ingest(
             agent.last_heartbeat_at = now
             if new_version is not None:
                 agent.agent_version = new_version
-    for data_type in changed_types:
-        session.add(DeviceData(
-            id=new_id("dd"), tenant_id=device.tenant_id, device_id=device.id, data_type=data_type,
-            data=facts.payloads[data_type], digest=digests[data_type], collected_at=now, last_seen_at=now,
-        ))
     if facts.listeners is not None and "network" in changed_types:
         open_ports = await sync_ports(session, device, facts.listeners, now, new=created)
         if open_ports != list(device.open_ports or []):

@@ -115,8 +115,22 @@ class Device(Base):
     compliance_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     compliance_checks: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     evaluated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The data the last report carried: {data_type: [device_data id, digest]}. An unchanged check-in
+    # compares digests against it and confirms those rows by its last_report_at alone (see
+    # data_last_seen); NULL until the first report after migration 0011.
+    live_data: Mapped[dict[str, list[str]] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+def data_last_seen(row_id: str, data_type: str, row_last_seen: datetime, live_data: dict[str, list[str]] | None,
+                   last_report_at: datetime | None) -> datetime:
+    """When a data version was last confirmed: a version the device's last report carried was
+    confirmed by that report (its row is brought up to date only when it stops being current)."""
+    live = (live_data or {}).get(data_type)
+    if live and live[0] == row_id and last_report_at is not None and last_report_at > row_last_seen:
+        return last_report_at
+    return row_last_seen
 
 
 class DeviceData(Base):

@@ -39,7 +39,7 @@ from ronda.core.pagination import ListParams, apply_search, apply_sort
 from ronda.core.principal import Principal
 from ronda.core.tenancy import scoped
 from ronda.devices import posture
-from ronda.devices.models import Device, DeviceCount, DeviceData, DeviceEvaluation, DevicePort
+from ronda.devices.models import Device, DeviceCount, DeviceData, DeviceEvaluation, DevicePort, data_last_seen
 from ronda.devices.schemas import (
     CheckResult,
     ComplianceStatus,
@@ -364,31 +364,43 @@ def _page_of(ids: Select[Any], tenant_id: str, sort: str, dialect: str) -> Selec
     return _sort(scoped(rows, Device, tenant_id), sort)
 
 
+def _total_column(counted: Select[Any]) -> Any:
+    """The list's size as a column of each page row: one statement instead of two. Uncorrelated
+    (never tied to the page's own devices row), so the database works it out once."""
+    return counted.correlate(None).scalar_subquery().label("list_total")
+
+
 @lru_cache(maxsize=4096)
 def _tenant_page_statement(tenant_id: str, sort: str, dialect: str) -> Select[Any]:
-    """The whole tenant's page in one order: built once (building costs more than running it), and the
-    same statement object each time lets SQLAlchemy reuse its result metadata as is."""
-    return _page_of(scoped(select(Device.id), Device, tenant_id), tenant_id, sort, dialect)
+    """The whole tenant's page in one order, with the kept count: built once (building costs more than
+    running it), and the same statement object each time lets SQLAlchemy reuse its result metadata."""
+    page = _page_of(scoped(select(Device.id), Device, tenant_id), tenant_id, sort, dialect)
+    return page.add_columns(_total_column(_kept_count_statement(tenant_id)))
 
 
 async def page_json(
     session: AsyncSession, principal: Principal, params: ListParams, filters: DeviceFilters, dialect: str, *,
     online_since: datetime, stale_before: datetime, default_sort: str = "-last_seen",
-) -> list[tuple[str, str, str | None]]:
+) -> tuple[list[tuple[str, str, str | None]], int | None]:
     """One page of the list as (device id, device JSON object text, stored checks text), in order
-    (see device_json)."""
+    (see device_json), and the list's size as count() gives it; None when the page is empty (past the
+    end, or no devices) or the tenant has no kept count yet: count() then."""
     sort = params.sort or default_sort
     if whole_tenant(principal, params, filters):
         statement = _tenant_page_statement(principal.tenant_id, sort, dialect)
     else:
         ids = _filtered(select(Device.id), principal, params, filters, dialect)
-        statement = _page_of(ids, principal.tenant_id, sort, dialect)
-    connection = await session.connection()  # Core: no ORM step for two plain columns
+        counted = _filtered(select(func.count()).select_from(Device), principal, params, filters, dialect)
+        statement = _page_of(ids, principal.tenant_id, sort, dialect).add_columns(_total_column(counted))
+    connection = await session.connection()  # Core: no ORM step for plain columns
     result = await connection.execute(statement, {
         "page_offset": params.skip, "page_limit": params.limit, "online_since": online_since,
         "stale_before": stale_before,
     })
-    return [(device_id, text, checks) for device_id, text, checks in result.all()]
+    rows = result.all()
+    total = rows[0][3] if rows else None
+    return [(device_id, text, checks) for device_id, text, checks, _ in rows], \
+        None if total is None else int(total)
 
 
 async def get(
@@ -435,13 +447,17 @@ async def latest_data_views(
     if not device_ids:
         return {}
     columns = (DeviceData.device_id, DeviceData.id, DeviceData.data_type, DeviceData.data, DeviceData.collected_at,
-               DeviceData.last_seen_at)
+               DeviceData.last_seen_at, Device.live_data, Device.last_report_at)
+    # With the device's live_data and last_report_at: what confirms its current versions (data_last_seen).
+    statement = scoped(_latest(columns, tenant_id, device_ids).join(Device, Device.id == DeviceData.device_id),
+                       Device, tenant_id)
     connection = await session.connection()
-    rows = (await connection.execute(_latest(columns, tenant_id, device_ids))).all()
+    rows = (await connection.execute(statement)).all()
     out: dict[str, list[dict[str, Any]]] = {device_id: [] for device_id in device_ids}
-    for device_id, data_id, data_type, data, collected_at, last_seen_at in rows:
+    for device_id, data_id, data_type, data, collected_at, last_seen_at, live_data, last_report_at in rows:
         out[device_id].append({"id": data_id, "data_type": data_type, "data": data, "collected_at": collected_at,
-                               "last_seen_at": last_seen_at})
+                               "last_seen_at": data_last_seen(data_id, data_type, last_seen_at, live_data,
+                                                              last_report_at)})
     return out
 
 

@@ -19,7 +19,7 @@ from ronda.core.pagination import (
 )
 from ronda.core.principal import Principal
 from ronda.core.runtime import RuntimeDep
-from ronda.core.uow import SessionDep, domain_router
+from ronda.core.uow import SessionDep, domain_router, read_only
 from ronda.devices import service
 from ronda.devices.schemas import (
     ComplianceStatus,
@@ -40,7 +40,7 @@ SeedListParamsDep = Annotated[ListParams, Depends(list_params_dependency(default
 _list_params = list_params_dependency()
 
 
-def history_params(
+async def history_params(
     request: Request,
     page: Annotated[int | None, Query(description="1-based page number (with per_page)")] = None,
     per_page: Annotated[int | None, Query(description=f"Versions per page, 1 to {MAX_PER_PAGE}")] = None,
@@ -48,7 +48,7 @@ def history_params(
     limit: Annotated[int | None, Query(description=f"Versions to return, 1 to {MAX_LIMIT}")] = None,
 ) -> ListParams:
     """Paging for history=true, with the same rules as every list (no sort, search or CSV here)."""
-    return _list_params(request, page, per_page, skip, limit, None, None, "json")
+    return await _list_params(request, page, per_page, skip, limit, None, None, "json")
 
 
 HistoryParamsDep = Annotated[ListParams, Depends(history_params)]
@@ -76,7 +76,7 @@ SORT_HELP = "ip, hostname, last_seen, vendor, device_name or compliance_status; 
 IncludeData = Annotated[bool, Query(description="Add the latest device_data of each type")]
 
 
-def device_query(
+async def device_query(  # async: a plain `def` dependency costs a worker-thread hop per request
     site_id: Annotated[str | None, Query(max_length=40, description="Only devices of this site")] = None,
     is_online: Annotated[bool | None, Query(description="Only online (true) or offline (false) devices")] = None,
     vendor: Annotated[str | None, Query(max_length=200, description="Vendor contains this text")] = None,
@@ -98,6 +98,7 @@ DeviceQueryDep = Annotated[DeviceQuery, Depends(device_query)]
             response_model=Page[DeviceRead], operation_id="devices_list",
             responses={**BASE_ERRORS, **CSV_CONTENT}, description=f"Sort by {SORT_HELP}. Default -last_seen. "
             "The user role sees only the devices it owns.")
+@read_only
 async def list_devices(
     principal: ReaderDep, session: SessionDep, runtime: RuntimeDep, params: ListParamsDep, query: DeviceQueryDep,
     include_data: IncludeData = False,
@@ -109,6 +110,7 @@ async def list_devices(
 @router.get("/my-devices", summary="Devices you own (default 50 per page, device data included)",
             response_model=Page[DeviceRead], operation_id="devices_my_devices",
             responses={**BASE_ERRORS, **CSV_CONTENT})
+@read_only
 async def my_devices(
     principal: ReaderDep, session: SessionDep, runtime: RuntimeDep, params: SeedListParamsDep,
     include_data: IncludeData = True,
@@ -120,6 +122,7 @@ async def my_devices(
 @router.get("/tenant-devices", summary="Every device of the tenant (admin; default 50 per page, data included)",
             response_model=Page[DeviceRead], operation_id="devices_tenant_devices",
             responses={**BASE_ERRORS, **CSV_CONTENT, 403: {"description": "Only admins may list the tenant's devices"}})
+@read_only
 async def tenant_devices(
     principal: ReaderDep, session: SessionDep, runtime: RuntimeDep, params: SeedListParamsDep,
     user_id: Annotated[str | None, Query(max_length=40, description="Owned by this user")] = None,

@@ -27,7 +27,7 @@ from ronda.core.responses import json_response
 from ronda.core.runtime import Runtime
 from ronda.core.timeutil import as_utc, utcnow
 from ronda.devices import posture, repository
-from ronda.devices.models import Device, DeviceData
+from ronda.devices.models import Device, DeviceData, data_last_seen
 from ronda.devices.repository import DeviceFilters
 from ronda.devices.schemas import (
     DATA_TYPES,
@@ -85,8 +85,10 @@ def compliance_of(device: Device, stale_before: datetime | None = None) -> Compl
     )
 
 
-def data_read(row: DeviceData) -> DeviceDataRead:
-    return DeviceDataRead.model_validate(row)
+def data_read(row: DeviceData, device: Device) -> DeviceDataRead:
+    last_seen = data_last_seen(row.id, row.data_type, row.last_seen_at, device.live_data, device.last_report_at)
+    return DeviceDataRead(id=row.id, data_type=row.data_type, data=row.data,  # type: ignore[arg-type]
+                          collected_at=row.collected_at, last_seen_at=last_seen)
 
 
 def to_read(
@@ -118,7 +120,7 @@ def to_read(
         sources=list(device.sources or []),
         managed=bool(device.managed),
         compliance=compliance_of(device, stale_before),
-        device_data=None if data_rows is None else [data_read(row) for row in data_rows],
+        device_data=None if data_rows is None else [data_read(row, device) for row in data_rows],
     )
 
 
@@ -171,10 +173,10 @@ async def list_devices(
 ) -> Response:
     """One page of the devices the caller may see as Page[DeviceRead] JSON, or every match as CSV.
 
-    Three queries (authentication, the total, the page), four with include_data. The whole tenant's
-    total is the count the database keeps; each device of the page arrives as its JSON text,
-    rendered by the database by to_read()'s rules (repository.device_json), and only device_data
-    (with include_data) is added here."""
+    The page and its total in one query (authentication aside), two with include_data; an empty page
+    counts apart. The whole tenant's total is the count the database keeps; each device of the page
+    arrives as its JSON text, rendered by the database by to_read()'s rules (repository.device_json),
+    and only device_data (with include_data) is added here."""
     now = utcnow()
     stale = await posture.stale_before(session, principal.tenant_id, now)
     filters = _filters(rt, query, now, stale)
@@ -183,11 +185,12 @@ async def list_devices(
     if params.csv:
         statement = repository.list_statement(principal, params, filters, dialect)
         return csv_response(rt.sessions, statement, csv_columns(now, offline_after, stale), "devices.csv")
-    total = await repository.count(session, principal, params, filters, dialect)
-    rows = await repository.page_json(
+    rows, total = await repository.page_json(
         session, principal, params, filters, dialect, online_since=now - timedelta(seconds=offline_after),
         stale_before=stale,
-    ) if params.skip < total else []
+    )
+    if total is None:  # an empty page (past the end, or no devices) carries no count
+        total = await repository.count(session, principal, params, filters, dialect)
     data = await repository.latest_data_views(session, principal.tenant_id, [row[0] for row in rows]) \
         if include_data else {}
     items = b",".join(_listed(text, checks, data.get(device_id, []) if include_data else None)
@@ -280,12 +283,12 @@ async def device_data(
     if history:
         statement = repository.data_statement(principal.tenant_id, device.id, data_type, moment)
         rows, total = await fetch_page(session, statement, params)
-        return Page[DeviceDataRead](data=[data_read(row) for row in rows], meta=params.meta(total))
+        return Page[DeviceDataRead](data=[data_read(row, device) for row in rows], meta=params.meta(total))
     row = await repository.data_version(session, principal.tenant_id, device.id, data_type, moment)
     if row is None:
         when = f" as of {at}" if at is not None else ""
         raise AppError(404, f"No {data_type} data for this device{when}")
-    return data_read(row)
+    return data_read(row, device)
 
 
 # --- changes -------------------------------------------------------------------------------------
