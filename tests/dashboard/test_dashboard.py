@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from ronda.agents.sweeper import sweep_stale_devices
 from tests.conftest import Account, Factory
 from tests.devices.inventory_helpers import add_device
 from tests.services.helpers import SERVICES, add_service, review
@@ -18,7 +19,9 @@ OK = {"sso_enabled": True, "mfa_enforced": True}
 
 async def seed(client: httpx.AsyncClient, factory: Factory, admin: Account, owner: Account) -> dict[str, str]:
     tenant = admin.tenant_id
-    fresh = NOW - timedelta(days=1)
+    # Fresh under the fixed clock (not before NOW less the 7-day policy) and under the real one, which the
+    # servers' stale-device sweeper goes by: a sweep during the test must not make these `unknown`.
+    fresh = max(NOW, datetime.now(UTC)) - timedelta(days=1)
     for status, user in (("compliant", owner.id), ("compliant", None), ("non_compliant", owner.id),
                          ("needs_review", None)):
         await add_device(factory, tenant, compliance_status=status, last_report_at=fresh, user_id=user)
@@ -46,6 +49,9 @@ async def test_dashboards_count_the_seeded_tenant(server_factory: Any, factory: 
         owner = await factory.user("user", tenant_id=admin.tenant_id)
         viewer = await factory.user("viewer", tenant_id=admin.tenant_id)
         ids = await seed(client, factory, admin, owner)
+        # The servers' stale-device sweep (real clock) may run at any moment: here it does, so that it
+        # always has (it makes the stale device `unknown`, which it is here anyway, with an audit record).
+        await sweep_stale_devices(factory.runtime.sessions, None)
 
         board = await client.get("/api/v1/dashboard", headers=admin.headers)
         assert board.status_code == 200, board.text
@@ -65,9 +71,11 @@ async def test_dashboards_count_the_seeded_tenant(server_factory: Any, factory: 
         wider = (await client.get("/api/v1/dashboard?days=200", headers=admin.headers)).json()
         assert [s["id"] for s in wider["upcoming_reviews"]] == [ids["good"], ids["far"]]
         activity = body["recent_activity"]
-        # Three logins, five services created, four reviewed; newest first.
-        assert len(activity) == 12 and activity[0]["event_type"] == "service.reviewed"
-        assert {a["event_type"] for a in activity} == {"auth.login.succeeded", "service.created", "service.reviewed"}
+        # Three logins, five services created, four reviewed, then the sweep's verdict on the stale
+        # device; newest first.
+        assert len(activity) == 13 and activity[0]["event_type"] == "device.compliance_changed"
+        assert {a["event_type"] for a in activity} == {"auth.login.succeeded", "service.created", "service.reviewed",
+                                                      "device.compliance_changed"}
 
         # A viewer sees the tenant, but only its own audit records (it may not read the audit log).
         seen = (await client.get("/api/v1/dashboard", headers=viewer.headers)).json()
