@@ -153,3 +153,21 @@ async def test_a_remembered_key_is_refused_once_it_expires(
     later = datetime.now(UTC) + timedelta(days=2)
     monkeypatch.setattr(authenticator, "utcnow", lambda: later)
     assert_error(await client.get("/api/v1/devices", headers=key), 401, "UNAUTHORIZED")
+
+
+async def test_a_remembered_callers_tenant_is_read_from_memory_and_still_changes_for_real(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    admin = await factory.user("admin")
+    assert (await client.get("/api/v1/devices", headers=admin.headers)).status_code == 200
+    with statements(factory) as seen:
+        assert (await client.get("/api/v1/devices", headers=admin.headers)).status_code == 200
+    # Remembered: no statement reads the tenant. Otherwise authentication reads it (joined to the session).
+    assert any("tenants" in statement for statement in seen) != remembers(factory)
+    # A change through the tenant row the caller brought (PATCH reads it with session.get) is written,
+    # and the next request sees it.
+    changed = await client.patch("/api/v1/tenants/current", headers=admin.headers,
+                                 json={"compliance_policy": {"stale_after_days": 30}})
+    assert changed.status_code == 200, changed.text
+    current = await client.get("/api/v1/tenants/current", headers=admin.headers)
+    assert current.json()["compliance_policy"]["stale_after_days"] == 30

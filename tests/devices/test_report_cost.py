@@ -147,9 +147,11 @@ async def test_the_report_path_loads_what_authentication_did_not_in_one_statemen
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement)
 
-    engine = factory.runtime.engine.sync_engine
     async with factory.runtime.sessions() as session:
-        event.listen(engine, "before_cursor_execute", before)
+        # This session's connection only: the shared server's background sweeps use the same engine.
+        connection = (await session.connection()).sync_connection
+        assert connection is not None
+        event.listen(connection, "before_cursor_execute", before)
         try:
             await ingest._load_agent_context(session, caller)
             await ingest._load_agent_context(session, caller)  # loaded now: no second read
@@ -157,7 +159,7 @@ async def test_the_report_path_loads_what_authentication_did_not_in_one_statemen
             assert await session.get(Agent, agent.agent_id) is not None
             assert await session.get(Tenant, agent.tenant_id) is not None
         finally:
-            event.remove(engine, "before_cursor_execute", before)
+            event.remove(connection, "before_cursor_execute", before)
     assert device is not None and device.id == agent.device_id
     assert len([s for s in seen if s.lstrip().upper().startswith("SELECT")]) == 1, seen
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ronda.agents.models import Agent
 from ronda.api_keys.models import ApiKey
-from ronda.auth.callers import CallerCache, remember_caller
+from ronda.auth.callers import CallerCache, RowSnapshot, remember_caller
 from ronda.auth.epoch import NEUTRAL, Epoch
 from ronda.auth.models import AuthSession
 from ronda.core.authz import ADMIN_ROLES, role_permissions
@@ -160,7 +160,7 @@ class Authenticator:
         epoch = await self.callers.now()
         cached = self.callers.get(token, epoch)
         if cached is not None:
-            remember_caller(request, cached)
+            remember_caller(request, cached, hit=True)
             return cached.principal
         session = request_session(request)
         row = (
@@ -190,7 +190,7 @@ class Authenticator:
             daily_quota=tenant.daily_quota,
             mfa_setup_only=claims.scope == "mfa_setup",
         )
-        remember_caller(request, self.callers.put(token, epoch, principal))
+        remember_caller(request, self.callers.put(token, epoch, principal, tenant=RowSnapshot(tenant)))
         return principal
 
     async def _from_api_key(self, request: Request, key: str) -> Principal | None:

@@ -11,11 +11,14 @@ epoch that could not be moved).
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import inspect
+from sqlalchemy.orm import Session, make_transient_to_detached
 from starlette.requests import Request
 
 from ronda.auth.epoch import Epoch
@@ -33,6 +36,29 @@ class Caller:
     key_expires_at: datetime | None = None  # an API key's expiry
     key_last_used_at: datetime | None = None  # when this process last saw it recorded
     profile: bytes | None = None  # the GET /users/me body, built on first ask
+    tenant: RowSnapshot | None = None  # the caller's tenant row as verified
+
+    def preload(self, session: Session) -> None:
+        """Put the tenant row in a new request session as authentication would have read it, so a
+        route's session.get(Tenant, ...) costs no query (the epoch vouches that it is current)."""
+        if self.tenant is not None:
+            self.tenant.attach(session)
+
+
+class RowSnapshot:
+    """A loaded row's column values, to give each request its own copy of it (a shared ORM object
+    would be expired by one request's rollback, or changed in place by another's route)."""
+
+    def __init__(self, row: Any) -> None:
+        self.entity = type(row)
+        self.values = {attr.key: getattr(row, attr.key) for attr in inspect(self.entity).column_attrs}
+
+    def attach(self, session: Session) -> None:
+        row = self.entity(**{key: copy.deepcopy(value) if isinstance(value, dict | list) else value
+                             for key, value in self.values.items()})
+        make_transient_to_detached(row)
+        session.add(row)
+        session.info["preloaded"] = row  # the identity map is weak: hold it for the request
 
 
 class CallerCache:
@@ -64,8 +90,11 @@ class CallerCache:
         return entry
 
 
-def remember_caller(request: Request, caller: Caller | None) -> None:
-    request.scope.setdefault("state", {})["caller"] = caller
+def remember_caller(request: Request, caller: Caller | None, *, hit: bool = False) -> None:
+    state = request.scope.setdefault("state", {})
+    state["caller"] = caller
+    if hit and caller is not None and caller.tenant is not None:
+        state["preload"] = caller.preload  # core.uow.request_session calls it on the new session
 
 
 def current_caller(request: Request) -> Caller | None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
-import sqlite3
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +14,6 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
-from sqlalchemy.util.concurrency import await_only, in_greenlet
 
 from ronda.core.timeutil import as_utc
 
@@ -97,74 +94,9 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.close()
 
-    turns = WriterTurns(busy_timeout)
-
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if not write_intent.get():
-            conn.exec_driver_sql("BEGIN")
-            return
-        turns.take(conn.info)
-        try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        except BaseException:
-            turns.give_back(conn.info)
-            raise
-
-    @event.listens_for(engine.sync_engine, "commit")
-    @event.listens_for(engine.sync_engine, "rollback")
-    def _on_end(conn: Any) -> None:
-        turns.give_back(conn.info)
-
-    @event.listens_for(engine.sync_engine.pool, "checkin")
-    @event.listens_for(engine.sync_engine.pool, "invalidate")
-    def _on_return(_dbapi_conn: Any, record: Any, *_args: Any) -> None:
-        turns.give_back(record.info)  # a connection that went away mid-transaction
-
-
-class WriterTurns:
-    """At most WRITERS of this process's SQLite write transactions at once; the rest queue on the loop.
-
-    SQLite admits one writer. The others wait in its busy handler, which retries with a growing
-    back-off (up to 100 ms a sleep) and in no order: with a dozen writers waiting, an unlucky one
-    keeps losing and waits seconds. Here they queue first-come first-served, and only one at a time
-    waits in the busy handler, from where it takes the lock the moment the holder commits (a queue of
-    one, handing over on the loop, measured slower: the database idles while the loop gets round).
-    bench/checkins.py on SQLite: p99 of unchanged check-ins 1,249 ms -> 191 ms, throughput unchanged.
-    Other processes still meet in the busy handler. Waits at most the busy timeout, then fails as
-    SQLite would ("database is locked")."""
-
-    KEY = "ronda_write_turn"
-    WRITERS = 2
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary())
-
-    def take(self, info: dict[str, Any]) -> None:
-        """Called in SQLAlchemy's greenlet: waits on the event loop without blocking it. (The sync
-        engine used outside any loop, as by a plain script, has no one to queue behind.)"""
-        if not in_greenlet():
-            return
-        loop = asyncio.get_running_loop()
-        gate = self._gates.get(loop)
-        if gate is None:
-            gate = self._gates[loop] = asyncio.Semaphore(self.WRITERS)
-        try:
-            await_only(self._acquire(gate))
-        except TimeoutError:
-            raise sqlite3.OperationalError("database is locked (waited for this process's other writers)") from None
-        info[self.KEY] = gate
-
-    async def _acquire(self, gate: asyncio.Semaphore) -> None:
-        async with asyncio.timeout(self.timeout):
-            await gate.acquire()
-
-    def give_back(self, info: dict[str, Any]) -> None:
-        gate = info.pop(self.KEY, None)
-        if gate is not None:
-            gate.release()
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() else "BEGIN")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -82,6 +82,9 @@ def request_session(request: Request) -> AsyncSession:
     if session is None:
         sessions: async_sessionmaker[AsyncSession] = request.scope["app"].state.sessions
         session = state["session"] = (read_sessions(sessions) if state.get("read_only") else sessions)()
+        preload = state.get("preload")
+        if preload is not None:  # rows authentication vouches for (auth/callers.py): no query for them
+            preload(session.sync_session)
     return session
 
 
